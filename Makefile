@@ -1,0 +1,26 @@
+# The README's two commands (`make run`, `make test`) and what they stand on.
+# uv is installed from PyPI when missing; both environments come from their lock files.
+SHELL := /bin/bash
+UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+
+.PHONY: setup run test down status
+
+setup:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
+		|| python3 -m pip install --quiet --disable-pip-version-check uv
+	$(UV) sync --frozen
+	$(UV) sync --frozen --project streaming
+
+run: setup  ## start every service; the Dagster UI answers on http://127.0.0.1:3000
+	$(UV) run fraud-platform stack up
+
+test: setup  ## lint, then unit and integration tests against the real services
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run pytest
+
+down:
+	$(UV) run fraud-platform stack down
+
+status:
+	$(UV) run fraud-platform stack status

@@ -1,0 +1,1 @@
+"""Dagster asset modules by layer; each module exports its `defs`."""

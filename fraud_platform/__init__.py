@@ -1,0 +1,1 @@
+"""Core library of the fraud platform."""

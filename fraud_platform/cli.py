@@ -1,0 +1,161 @@
+"""`fraud-platform`: the one command-line entry point of the project."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from fraud_platform.config import Settings
+from fraud_platform.stack.process import StackError
+
+console = Console(stderr=True)
+
+SERVICES_HELP = (
+    "Services: redis, kafka, flink (= flink-jobmanager + flink-taskmanager), dagster. "
+    "No name means all of them."
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Fraud-detection data platform: Kafka ingestion, Flink streaming features, a Redis
+    feature store, a Parquet lake, Spark batch, an XGBoost model and a warehouse, all
+    orchestrated in Dagster.
+
+    \b
+    First steps:
+      fraud-platform stack up       start every service, then open http://127.0.0.1:3000
+      fraud-platform stack status   what runs, where, and how much memory it uses
+      fraud-platform stack down     stop everything (data is kept in .fraud-platform/)
+
+    Settings come from FRAUD_* environment variables (see README.md).
+    """
+
+
+@main.group()
+def stack() -> None:
+    """Run the platform's services on this machine (loopback only).
+
+    State, logs and pid files live in one folder, .fraud-platform/ by default
+    (FRAUD_PLATFORM_HOME moves it). Missing pieces (redis-server, Java, Kafka and Flink
+    jars, the PyFlink environment) are installed on first use.
+    """
+
+
+def _fail(error: StackError) -> None:
+    console.print(f"[bold red]error:[/] {error}", highlight=False)
+    sys.exit(1)
+
+
+def _stack():
+    from fraud_platform.stack.manager import Stack
+
+    return Stack(Settings.from_env())
+
+
+@stack.command(epilog=SERVICES_HELP)
+@click.argument("services", nargs=-1)
+def up(services: tuple[str, ...]) -> None:
+    """Install what is missing, start SERVICES and wait until each is healthy."""
+    began = time.monotonic()
+    try:
+        the_stack = _stack()
+        with console.status("starting") as status:
+            results = the_stack.up(services, progress=lambda msg: status.update(msg))
+    except StackError as error:
+        _fail(error)
+    for result in results:
+        console.print(f"  {result.name:<18} {result.action:<16} {result.seconds:6.1f}s")
+    console.print(f"[green]stack up[/] in {time.monotonic() - began:.1f}s")
+    dagster = the_stack.services["dagster"]
+    if any(r.name == "dagster" for r in results):
+        console.print(f"Dagster UI: [bold]{dagster.endpoint()}[/]")
+
+
+@stack.command(epilog=SERVICES_HELP)
+@click.argument("services", nargs=-1)
+def down(services: tuple[str, ...]) -> None:
+    """Stop SERVICES (SIGTERM, then SIGKILL after a timeout); data stays on disk."""
+    try:
+        the_stack = _stack()
+        with console.status("stopping") as status:
+            the_stack.down(services, progress=lambda msg: status.update(msg))
+    except StackError as error:
+        _fail(error)
+    console.print("[green]stack down[/]")
+
+
+@stack.command()
+def status() -> None:
+    """Show each service: running, healthy, pid, memory (RSS) and endpoint."""
+    rows = _stack().status()
+    table = Table("service", "state", "pid", "memory", "endpoint")
+    for row in rows:
+        state = (
+            "[green]healthy[/]"
+            if row.healthy
+            else "[yellow]unhealthy[/]"
+            if row.running
+            else "[dim]stopped[/]"
+        )
+        memory = f"{row.rss_bytes / 2**20:,.0f} MiB" if row.running else ""
+        table.add_row(row.name, state, str(row.pid or ""), memory, row.endpoint)
+    Console().print(table)
+    if not all(row.healthy for row in rows):
+        sys.exit(3)
+
+
+@stack.command()
+@click.argument("service")
+@click.option("-n", "--lines", default=50, show_default=True, help="How many lines to show.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
+def logs(service: str, lines: int, follow: bool) -> None:
+    """Print the end of SERVICE's log (redis, kafka, flink-jobmanager, ...)."""
+    services = _stack().services
+    if service not in services:
+        _fail(StackError(f"unknown service {service!r}: choose one of {', '.join(services)}"))
+    selected = services[service]
+    for line in selected.process.tail(lines):
+        click.echo(line)
+    if follow:
+        _follow(selected.process.log_file)
+
+
+def _follow(path: Path) -> None:
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        try:
+            while True:
+                chunk = f.read()
+                if chunk:
+                    click.echo(chunk.decode(errors="replace"), nl=False)
+                else:
+                    time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+
+
+@stack.command()
+@click.argument("sql_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--wait", is_flag=True, help="Wait until the job finishes (bounded jobs).")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait.")
+def sql(sql_file: Path, wait: bool, timeout: float) -> None:
+    """Submit a Flink SQL file to the session cluster and print the job id."""
+    from fraud_platform.stack.flink import submit_sql, wait_for_job
+
+    settings = Settings.from_env()
+    try:
+        job_id = submit_sql(settings, sql_file.read_text(), timeout=timeout)
+        click.echo(job_id)
+        if wait:
+            state = wait_for_job(settings, job_id, {"FINISHED", "FAILED", "CANCELED"}, timeout)
+            console.print(f"job {job_id}: {state}")
+            if state != "FINISHED":
+                sys.exit(1)
+    except StackError as error:
+        _fail(error)

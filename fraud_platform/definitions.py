@@ -1,0 +1,15 @@
+"""The Dagster entry point: every domain module's definitions merged, plus the resources.
+
+Each module under assets/ and sensors/ exports its own `defs`; this file only merges them,
+so adding a domain is one import here.
+"""
+
+import dagster as dg
+
+from assets import kafka_topics
+from fraud_platform.resources import build_resources
+
+defs = dg.Definitions.merge(
+    kafka_topics.defs,
+    dg.Definitions(resources=build_resources()),
+)

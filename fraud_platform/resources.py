@@ -1,0 +1,202 @@
+"""Dagster resources for every external system, configured from the environment.
+
+Each is a ConfigurableResource so the Dagster UI shows its configuration; `build_resources`
+fills them from `Settings` (local-stack defaults) and takes secrets as EnvVar, never as code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from fraud_platform.config import Settings
+
+
+class KafkaResource(dg.ConfigurableResource):
+    """Kafka clients with the platform's defaults (idempotent producer, manual commits)."""
+
+    bootstrap_servers: str
+    client_id: str = "fraud-platform"
+
+    def _base(self) -> dict[str, Any]:
+        return {"bootstrap.servers": self.bootstrap_servers, "client.id": self.client_id}
+
+    def producer(self, **overrides: Any):
+        from confluent_kafka import Producer
+
+        return Producer({**self._base(), "enable.idempotence": True, "acks": "all", **overrides})
+
+    def consumer(self, group_id: str, **overrides: Any):
+        from confluent_kafka import Consumer
+
+        return Consumer(
+            {
+                **self._base(),
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                **overrides,
+            }
+        )
+
+    def admin(self):
+        from confluent_kafka.admin import AdminClient
+
+        return AdminClient(self._base())
+
+
+class RedisResource(dg.ConfigurableResource):
+    """The online feature store."""
+
+    url: str
+
+    def client(self):
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+
+
+class FlinkResource(dg.ConfigurableResource):
+    """The Flink session cluster's REST API."""
+
+    rest_url: str
+
+    def get(self, path: str) -> dict[str, Any]:
+        import httpx
+
+        response = httpx.get(f"{self.rest_url}{path}", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def overview(self) -> dict[str, Any]:
+        return self.get("/overview")
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The Parquet lake: a local folder, or `s3://bucket/prefix` (endpoint configurable)."""
+
+    root: str
+    s3_endpoint_url: str = ""
+    aws_region: str = "us-east-1"
+
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3://")
+
+    def filesystem(self):
+        """A pyarrow filesystem and the root path inside it."""
+        from pyarrow import fs
+
+        if not self.is_s3:
+            os.makedirs(self.root, exist_ok=True)
+            return fs.LocalFileSystem(), os.path.abspath(self.root)
+        s3 = fs.S3FileSystem(
+            endpoint_override=self.s3_endpoint_url or None,
+            region=self.aws_region,
+            scheme="http" if self.s3_endpoint_url.startswith("http://") else "https",
+        )
+        return s3, self.root.removeprefix("s3://").rstrip("/")
+
+    def path(self, *parts: str) -> str:
+        """A path inside the lake, for pyarrow (no scheme) on the lake's filesystem."""
+        _, base = self.filesystem()
+        return "/".join([base, *parts])
+
+    def uri(self, *parts: str) -> str:
+        """A URI inside the lake, for Spark (`s3a://` on S3, a plain path locally)."""
+        if self.is_s3:
+            return "s3a://" + "/".join([self.root.removeprefix("s3://").rstrip("/"), *parts])
+        return os.path.join(os.path.abspath(self.root), *parts)
+
+
+class SparkResource(dg.ConfigurableResource):
+    """Spark, local mode by default; a master URL (spark://, yarn, k8s://) by configuration."""
+
+    master: str = "local[2]"
+    driver_memory: str = "2g"
+    shuffle_partitions: int = 8
+
+    def session(self):
+        """The process's one SparkSession, built on first use."""
+        from fraud_platform.spark import get_spark
+
+        return get_spark(
+            self.master,
+            {
+                "spark.driver.memory": self.driver_memory,
+                "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
+            },
+        )
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The star-schema warehouse: an embedded DuckDB file, or Snowflake by configuration.
+
+    Snowflake goes through dagster-snowflake's resource; its account, user and password come
+    from SNOWFLAKE_* environment variables. `snowflake_connection_args` carries extra
+    connector arguments (e.g. host/port/protocol of a fakesnow server in tests).
+    """
+
+    backend: str = "duckdb"
+    duckdb_path: str = ""
+    snowflake_account: str = ""
+    snowflake_user: str = ""
+    snowflake_password: str = ""
+    snowflake_database: str = "FRAUD"
+    snowflake_schema: str = "ANALYTICS"
+    snowflake_warehouse: str = "FRAUD_WH"
+    snowflake_connection_args: dict[str, Any] = Field(default_factory=dict)
+
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        """A DB-API connection to the configured backend, closed on exit."""
+        if self.backend == "duckdb":
+            import duckdb
+
+            os.makedirs(os.path.dirname(os.path.abspath(self.duckdb_path)), exist_ok=True)
+            connection = duckdb.connect(self.duckdb_path)
+            try:
+                yield connection
+            finally:
+                connection.close()
+            return
+        from dagster_snowflake import SnowflakeResource
+
+        snowflake = SnowflakeResource(
+            account=self.snowflake_account,
+            user=self.snowflake_user,
+            password=self.snowflake_password,
+            database=self.snowflake_database,
+            schema=self.snowflake_schema,
+            warehouse=self.snowflake_warehouse,
+            additional_snowflake_connection_args=self.snowflake_connection_args or None,
+        )
+        with snowflake.get_connection() as connection:
+            yield connection
+
+
+def build_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
+    settings = settings or Settings.from_env()
+    warehouse: dict[str, Any] = {"backend": settings.warehouse_backend}
+    if settings.warehouse_backend == "snowflake":
+        warehouse.update(
+            snowflake_account=dg.EnvVar("SNOWFLAKE_ACCOUNT"),
+            snowflake_user=dg.EnvVar("SNOWFLAKE_USER"),
+            snowflake_password=dg.EnvVar("SNOWFLAKE_PASSWORD"),
+        )
+    else:
+        warehouse["duckdb_path"] = settings.duckdb_path
+    return {
+        "kafka": KafkaResource(bootstrap_servers=settings.kafka_bootstrap),
+        "redis": RedisResource(url=settings.redis_url),
+        "flink": FlinkResource(rest_url=settings.flink_rest_url),
+        "lake": LakeResource(root=settings.lake_root, s3_endpoint_url=settings.s3_endpoint_url),
+        "spark": SparkResource(master=settings.spark_master),
+        "warehouse": WarehouseResource(**warehouse),
+    }

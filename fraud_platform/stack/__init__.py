@@ -1,0 +1,1 @@
+"""The local stack: Redis, Kafka, Flink and Dagster as managed processes on loopback."""

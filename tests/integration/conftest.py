@@ -1,0 +1,49 @@
+"""One real stack (Redis, Kafka, Flink, Dagster) for the whole test session.
+
+Services already running (a developer's `stack up`) are reused and left running; services the
+session started are stopped at the end, so CI leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from fraud_platform.config import Settings
+from fraud_platform.resources import build_resources
+from fraud_platform.spark import get_spark, stop_spark
+from fraud_platform.stack.manager import Stack
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings):
+    the_stack = Stack(settings)
+    results = the_stack.up()
+    started = [r.name for r in results if r.action == "started"]
+    yield the_stack
+    if started:
+        the_stack.down(started)
+
+
+@pytest.fixture(scope="session")
+def resources(stack, settings):
+    return build_resources(settings)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The process's one SparkSession, as the Spark assets use it."""
+    session = get_spark("local[2]", {"spark.sql.shuffle.partitions": "4"})
+    yield session
+    stop_spark()
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:12]

@@ -1,0 +1,52 @@
+"""Every topic of the catalog exists on the broker with its retention and carries messages."""
+
+import time
+
+import pytest
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import ConfigResource
+
+from fraud_platform.topics import ALL_TOPICS
+
+pytestmark = pytest.mark.integration
+
+
+def test_topics_exist_with_the_catalog_retention_and_partitions(resources):
+    admin = resources["kafka"].admin()
+    metadata = admin.list_topics(timeout=10)
+    for topic in ALL_TOPICS:
+        assert topic.name in metadata.topics, topic.name
+        assert len(metadata.topics[topic.name].partitions) == topic.partitions
+    configs = admin.describe_configs(
+        [ConfigResource(ConfigResource.Type.TOPIC, t.name) for t in ALL_TOPICS]
+    )
+    for resource, future in configs.items():
+        topic = next(t for t in ALL_TOPICS if t.name == resource.name)
+        assert future.result()["retention.ms"].value == str(topic.retention_ms)
+
+
+@pytest.mark.parametrize("topic", ALL_TOPICS, ids=lambda t: t.name)
+def test_produce_and_consume_on_each_topic(resources, topic, unique):
+    kafka = resources["kafka"]
+    key = f"{topic.key}-{unique}".encode()
+    value = f"round trip on {topic.name} {unique}".encode()
+    delivered = []
+    producer = kafka.producer()
+    producer.produce(
+        topic.name, key=key, value=value, on_delivery=lambda e, m: delivered.append((e, m))
+    )
+    assert producer.flush(15) == 0
+    error, message = delivered[0]
+    assert error is None
+
+    consumer = kafka.consumer(group_id=f"test-{unique}")
+    consumer.assign([TopicPartition(topic.name, message.partition(), message.offset())])
+    deadline = time.monotonic() + 20
+    received = None
+    while received is None and time.monotonic() < deadline:
+        polled = consumer.poll(1)
+        if polled is not None and polled.error() is None:
+            received = polled
+    consumer.close()
+    assert received is not None, f"nothing came back from {topic.name}"
+    assert (received.key(), received.value()) == (key, value)
