@@ -41,7 +41,9 @@ class KafkaService(Service):
     def prepare(self) -> None:
         self.java = java_home() / "bin" / "java"
         self.jars = self.settings.home / "jars" / "kafka"
-        resolve_jars(STACK_DIR / "maven" / "kafka-broker.pom.xml", self.jars, transitive=True, what="Kafka")
+        resolve_jars(
+            STACK_DIR / "maven" / "kafka-broker.pom.xml", self.jars, transitive=True, what="Kafka"
+        )
         data = self.dir / "data"
         data.mkdir(parents=True, exist_ok=True)
         (self.dir / "log4j2.properties").write_text(LOG4J2)
