@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -55,8 +56,13 @@ class Service(ABC):
     def cwd(self) -> Path:
         return PROJECT_ROOT
 
-    def check_ports_free(self) -> None:
+    def check_ports_free(self, grace: float = 3.0) -> None:
+        """Fail on a port held by someone else; a process that just died gets `grace` seconds
+        to let go of its sockets (they close a moment after it stops being alive)."""
+        deadline = time.monotonic() + grace
         for variable, port in self.ports.items():
+            while port_in_use(port) and time.monotonic() < deadline:
+                time.sleep(0.2)
             if port_in_use(port):
                 raise StackError(
                     f"port {port} for {self.name} on {LOOPBACK} is already taken by another "
