@@ -153,6 +153,7 @@ class FlinkJobManager(_FlinkProcess):
 class FlinkTaskManager(_FlinkProcess):
     name = "flink-taskmanager"
     script = "taskmanager.sh"
+    needs = ("flink-jobmanager",)
 
     @property
     def ports(self) -> dict[str, int]:

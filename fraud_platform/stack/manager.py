@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from fraud_platform.config import Settings
@@ -70,7 +71,29 @@ class Stack:
     def up(
         self, names: Iterable[str] = (), progress: Progress = lambda _: None
     ) -> list[StartResult]:
-        return [self._start(service, progress) for service in self.select(names)]
+        """Start the selected services concurrently, each after the services it needs.
+
+        JVM start-ups dominate, so overlapping them roughly halves a warm start. A failure
+        does not stop the others; the first error is raised once every start has settled.
+        """
+        selected = self.select(names)
+        with ThreadPoolExecutor(max_workers=len(selected) or 1) as pool:
+            futures: dict[str, Future[StartResult]] = {}
+            for service in selected:
+                needs = [futures[n] for n in service.needs if n in futures]
+                futures[service.name] = pool.submit(self._start_after, service, needs, progress)
+            wait(futures.values())
+        errors = [f.exception() for f in futures.values() if f.exception() is not None]
+        if errors:
+            raise errors[0]
+        return [f.result() for f in futures.values()]
+
+    def _start_after(
+        self, service: Service, needs: list[Future[StartResult]], progress: Progress
+    ) -> StartResult:
+        for need in needs:
+            need.result()  # raises if what this service needs failed to start
+        return self._start(service, progress)
 
     def _start(self, service: Service, progress: Progress) -> StartResult:
         began = time.monotonic()

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from fraud_platform.config import PROJECT_ROOT
@@ -22,6 +23,7 @@ STACK_DIR = Path(__file__).resolve().parent
 STREAMING_DIR = PROJECT_ROOT / "streaming"
 MIN_JAVA = 17
 _apt_updated = False
+_apt_lock = threading.Lock()
 
 
 def run_command(argv: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -44,6 +46,11 @@ def _last_error(output: str) -> str:
 
 def apt_install(package: str) -> None:
     """Install a Debian package, or explain how to when this process cannot."""
+    with _apt_lock:  # services prepare concurrently; dpkg takes one install at a time
+        _apt_install(package)
+
+
+def _apt_install(package: str) -> None:
     global _apt_updated
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         raise StackError(

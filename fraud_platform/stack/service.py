@@ -16,6 +16,7 @@ class Service(ABC):
     name: str
     start_timeout: float = 90.0
     stop_timeout: float = 30.0
+    needs: tuple[str, ...] = ()  # services that must be healthy before this one starts
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
