@@ -77,3 +77,22 @@ def test_a_service_dying_at_start_is_reported_with_its_log(tmp_path: Path):
     stack = Stack(Settings(home=tmp_path))
     with pytest.raises(StackError, match=r"crashing exited while starting.*no such table"):
         stack._start(_Crashing(stack.settings), progress=lambda _: None)
+
+
+class _NeedsCrashing(_Crashing):
+    name = "dependent"
+    needs = ("crashing",)
+
+    def command(self) -> list[str]:
+        raise AssertionError("must not start when what it needs failed")
+
+
+def test_a_failed_service_stops_what_needs_it_and_is_raised(tmp_path: Path):
+    stack = Stack(Settings(home=tmp_path))
+    stack.services = {
+        "crashing": _Crashing(stack.settings),
+        "dependent": _NeedsCrashing(stack.settings),
+    }
+    with pytest.raises(StackError, match="crashing exited while starting"):
+        stack.up()
+    assert not (tmp_path / "run" / "dependent.pid").exists()
