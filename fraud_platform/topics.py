@@ -10,7 +10,7 @@ of the high-rate topics and FRAUD_KAFKA_REPLICATION the replication factor, for 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 DAY_MS = 24 * 60 * 60 * 1000
 
@@ -119,7 +119,12 @@ ALL_TOPICS: tuple[Topic, ...] = (
 DLQ_TOPICS: tuple[Topic, ...] = tuple(t for t in ALL_TOPICS if t.name.startswith("dlq-"))
 
 
-def ensure_topics(bootstrap: str, timeout: float = 30.0) -> list[str]:
+def topic_name(catalog_name: str, prefix: str = "") -> str:
+    """The real name of a catalog topic; a prefix isolates a tenant or a test run."""
+    return f"{prefix}{catalog_name}"
+
+
+def ensure_topics(bootstrap: str, timeout: float = 30.0, prefix: str = "") -> list[str]:
     """Create the missing topics and bring the retention of existing ones in line.
 
     Returns the names created. Idempotent, so `stack up` calls it on every start.
@@ -134,7 +139,8 @@ def ensure_topics(bootstrap: str, timeout: float = 30.0) -> list[str]:
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
     existing = set(admin.list_topics(timeout=timeout).topics)
-    missing = [t for t in ALL_TOPICS if t.name not in existing]
+    catalog = [replace(t, name=topic_name(t.name, prefix)) for t in ALL_TOPICS]
+    missing = [t for t in catalog if t.name not in existing]
     if missing:
         futures = admin.create_topics(
             [
@@ -146,7 +152,7 @@ def ensure_topics(bootstrap: str, timeout: float = 30.0) -> list[str]:
         )
         for future in futures.values():
             future.result(timeout=timeout)
-    present = [t for t in ALL_TOPICS if t.name in existing]
+    present = [t for t in catalog if t.name in existing]
     if present:
         resources = [
             ConfigResource(

@@ -1,0 +1,272 @@
+"""The Layer-1 ingestion validator: transactions-ingest -> transactions-raw or a dlq-* topic.
+
+Exactly once: each consumed batch is written (valid records to transactions-raw, the rest to
+their dead-letter topic in an envelope) and its input offsets committed in one Kafka
+transaction, so a crash at any point replays the batch without duplicating or losing a record.
+
+Dedup: a transaction_id seen within the window (60 s) is a duplicate. Redis holds
+`dedup:{transaction_id}` -> the position (partition:offset) of its first occurrence, set with
+SET NX EX. A replayed batch finds its own positions there and is not mistaken for duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from fraud_platform.config import Settings
+from fraud_platform.contracts import DEAD_LETTER
+from fraud_platform.ingestion.metrics import IngestionMetrics
+from fraud_platform.ingestion.rules import DUPLICATES, PROCESSING_ERRORS, Rejection, Rules
+from fraud_platform.topics import TRANSACTIONS_INGEST, TRANSACTIONS_RAW, topic_name
+
+log = logging.getLogger("fraud_platform.ingestion")
+VALID = "valid"
+
+
+@dataclass(frozen=True)
+class ValidatorConfig:
+    bootstrap: str
+    redis_url: str
+    topic_prefix: str = ""
+    group_id: str = "ingestion-validator"
+    transactional_id: str = ""
+    batch_size: int = 2000
+    dedup_window_s: int = 60
+    metrics_port: int = 0  # 0: no endpoint
+    rules: Rules = field(default_factory=Rules)
+
+    @classmethod
+    def from_env(cls, settings: Settings | None = None) -> ValidatorConfig:
+        settings = settings or Settings.from_env()
+        return cls(
+            bootstrap=settings.kafka_bootstrap,
+            redis_url=settings.redis_url,
+            topic_prefix=os.environ.get("FRAUD_TOPIC_PREFIX", ""),
+            batch_size=int(os.environ.get("FRAUD_VALIDATOR_BATCH", 2000)),
+            dedup_window_s=int(os.environ.get("FRAUD_DEDUP_WINDOW_S", 60)),
+            metrics_port=int(os.environ.get("FRAUD_VALIDATOR_METRICS_PORT", 9308)),
+            rules=Rules.from_env(),
+        )
+
+    def topic(self, catalog_name: str) -> str:
+        return topic_name(catalog_name, self.topic_prefix)
+
+
+@dataclass
+class Outcome:
+    message: Any  # confluent_kafka.Message
+    record: dict | None = None
+    rejection: Rejection | None = None
+
+    @property
+    def position(self) -> str:
+        return f"{self.message.partition()}:{self.message.offset()}"
+
+
+class Validator:
+    def __init__(self, config: ValidatorConfig, metrics: IngestionMetrics | None = None) -> None:
+        import redis
+        from confluent_kafka import Consumer, Producer
+
+        self.config = config
+        self.metrics = metrics or IngestionMetrics()
+        self.redis = redis.Redis.from_url(config.redis_url)
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": config.bootstrap,
+                "group.id": config.group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "fetch.max.bytes": 16 * 1024 * 1024,
+            }
+        )
+        self.producer = Producer(
+            {
+                "bootstrap.servers": config.bootstrap,
+                "transactional.id": config.transactional_id
+                or f"{config.group_id}-{config.topic_prefix}{socket.gethostname()}",
+                "linger.ms": 5,
+                "batch.size": 1_000_000,
+                "queue.buffering.max.messages": 500_000,
+                "transaction.timeout.ms": 60_000,
+            }
+        )
+        self.producer.init_transactions(30)
+        self.consumer.subscribe([config.topic(TRANSACTIONS_INGEST.name)])
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, idle_exit_s: float | None = None) -> None:
+        """Process batches until stop() (or SIGTERM), or after `idle_exit_s` without input."""
+        last_input = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                messages = self.consumer.consume(self.config.batch_size, timeout=0.5)
+                messages = [m for m in messages if not self._is_partition_event(m)]
+                if messages:
+                    self.process(messages)
+                    last_input = time.monotonic()
+                elif idle_exit_s is not None and time.monotonic() - last_input > idle_exit_s:
+                    break
+        finally:
+            self.consumer.close()
+
+    @staticmethod
+    def _is_partition_event(message: Any) -> bool:
+        from confluent_kafka import KafkaError, KafkaException
+
+        error = message.error()
+        if error is None:
+            return False
+        if error.code() == KafkaError._PARTITION_EOF:
+            return True
+        raise KafkaException(error)
+
+    def process(self, messages: list[Any]) -> Counter[tuple[str, str]]:
+        """Validate, dedup and write one batch in one transaction; returns its outcome counts."""
+        now_ms = int(time.time() * 1000)
+        outcomes = [self._classify(m, now_ms) for m in messages]
+        self._dedup(outcomes)
+        while True:
+            try:
+                counts = self._write(outcomes)
+                break
+            except Exception as error:  # KafkaException: abort, rewind, retry the same batch
+                if not self._recoverable(error):
+                    raise
+                log.warning("transaction failed (%s); retrying the batch", error)
+                self.producer.abort_transaction(30)
+        self.metrics.record_batch(counts)
+        return counts
+
+    def _classify(self, message: Any, now_ms: int) -> Outcome:
+        try:
+            record, rejection = self.config.rules.check(message.value(), now_ms)
+            return Outcome(message, record, rejection)
+        except Exception as error:  # a bug must not lose the message: dead-letter it
+            return Outcome(
+                message,
+                None,
+                Rejection(PROCESSING_ERRORS, "validator_error", f"{type(error).__name__}: {error}"),
+            )
+
+    def _dedup(self, outcomes: list[Outcome]) -> None:
+        """Mark repeats of a transaction_id within the window; replays of our own are kept."""
+        candidates = [o for o in outcomes if o.rejection is None]
+        if not candidates:
+            return
+        window = self.config.dedup_window_s
+        pipe = self.redis.pipeline(transaction=False)
+        for o in candidates:
+            pipe.set(f"dedup:{o.record['transaction_id']}", o.position, nx=True, ex=window)
+        first_seen = pipe.execute()
+        taken = [o for o, fresh in zip(candidates, first_seen, strict=True) if not fresh]
+        if not taken:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for o in taken:
+            pipe.get(f"dedup:{o.record['transaction_id']}")
+        for o, holder in zip(taken, pipe.execute(), strict=True):
+            if holder is None or holder.decode() != o.position:
+                o.rejection = Rejection(
+                    DUPLICATES,
+                    "duplicate",
+                    f"transaction_id {o.record['transaction_id']} already seen at "
+                    f"{holder.decode() if holder else 'an expired position'} within {window}s",
+                )
+
+    def _write(self, outcomes: list[Outcome]) -> Counter[tuple[str, str]]:
+        counts: Counter[tuple[str, str]] = Counter()
+        raw_topic = self.config.topic(TRANSACTIONS_RAW.name)
+        rejected_at = int(time.time() * 1000)
+        self.producer.begin_transaction()
+        for o in outcomes:
+            m = o.message
+            if o.rejection is None:
+                self._produce(raw_topic, o.record["user_id"].encode(), m.value())
+                counts[(TRANSACTIONS_RAW.name, VALID)] += 1
+                continue
+            transaction_id = (o.record or {}).get("transaction_id")
+            envelope = DEAD_LETTER.encode(
+                {
+                    "original_key": m.key(),
+                    "original_value": m.value(),
+                    "reason": o.rejection.reason,
+                    "detail": o.rejection.detail,
+                    "source_topic": m.topic(),
+                    "source_partition": m.partition(),
+                    "source_offset": m.offset(),
+                    "source_timestamp": m.timestamp()[1] if m.timestamp()[0] else None,
+                    "rejected_at": rejected_at,
+                    "transaction_id": transaction_id if isinstance(transaction_id, str) else None,
+                }
+            )
+            key = transaction_id.encode() if isinstance(transaction_id, str) else m.key()
+            self._produce(self.config.topic(o.rejection.dlq), key, envelope)
+            counts[(o.rejection.dlq, o.rejection.reason)] += 1
+        self.producer.send_offsets_to_transaction(
+            self._next_offsets(outcomes), self.consumer.consumer_group_metadata(), 30
+        )
+        self.producer.commit_transaction(60)
+        return counts
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, key=key, value=value)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    @staticmethod
+    def _next_offsets(outcomes: list[Outcome]) -> list[Any]:
+        from confluent_kafka import TopicPartition
+
+        last: dict[tuple[str, int], int] = {}
+        for o in outcomes:
+            tp = (o.message.topic(), o.message.partition())
+            last[tp] = max(last.get(tp, -1), o.message.offset())
+        return [TopicPartition(t, p, offset + 1) for (t, p), offset in last.items()]
+
+    @staticmethod
+    def _recoverable(error: Exception) -> bool:
+        kafka_error = error.args[0] if error.args else None
+        return bool(
+            kafka_error is not None
+            and hasattr(kafka_error, "txn_requires_abort")
+            and (kafka_error.txn_requires_abort() or kafka_error.retriable())
+        )
+
+
+def main() -> None:
+    """Run the validator until SIGTERM/SIGINT, serving /metrics."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    config = ValidatorConfig.from_env()
+    validator = Validator(config)
+    if config.metrics_port:
+        validator.metrics.serve(config.metrics_port)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: validator.stop())
+    log.info(
+        "validating %s -> %s (metrics on :%s)",
+        config.topic(TRANSACTIONS_INGEST.name),
+        config.topic(TRANSACTIONS_RAW.name),
+        config.metrics_port,
+    )
+    validator.run()
+
+
+if __name__ == "__main__":
+    main()
