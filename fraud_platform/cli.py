@@ -159,3 +159,35 @@ def sql(sql_file: Path, wait: bool, timeout: float) -> None:
                 sys.exit(1)
     except StackError as error:
         _fail(error)
+
+
+@main.group()
+def ingest() -> None:
+    """Layer-1 ingestion services: the validator and the lake archivers (long-running)."""
+
+
+@ingest.command()
+def validate() -> None:
+    """Validate transactions-ingest into transactions-raw and the dlq-* topics.
+
+    Exactly once (Kafka transactions), dedup by transaction_id over 60 s in Redis, Prometheus
+    metrics on FRAUD_VALIDATOR_METRICS_PORT (9308). Stops cleanly on SIGTERM or Ctrl-C.
+    """
+    from fraud_platform.ingestion.validator import main as run_validator
+
+    run_validator()
+
+
+@ingest.command()
+@click.argument(
+    "topic", type=click.Choice(["transactions-raw", "fraud-labels", "model-predictions"])
+)
+def archive(topic: str) -> None:
+    """Archive TOPIC into the lake's Parquet partitions, exactly once."""
+    from fraud_platform.ingestion.archiver import main as run_archiver
+
+    run_archiver(topic)
+
+
+if __name__ == "__main__":
+    main()

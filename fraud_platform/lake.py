@@ -1,0 +1,162 @@
+"""The lake's layout and the Arrow schemas of its raw tables, defined once.
+
+Paths follow the design's data-lake layout (`raw/transactions/date=YYYY-MM-DD/hour=HH/`,
+`labels/fraud_investigations/date=YYYY-MM-DD/`, ...). The archiver, the simulator's history
+mode, the importer and the Dagster assets all write and read through these definitions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+
+TIMESTAMP = pa.timestamp("ms", tz="UTC")
+
+RAW_TRANSACTIONS_SCHEMA = pa.schema(
+    [
+        ("transaction_id", pa.string()),
+        ("user_id", pa.string()),
+        ("merchant_id", pa.string()),
+        ("amount", pa.float64()),
+        ("currency", pa.string()),
+        ("timestamp", TIMESTAMP),
+        ("lat", pa.float64()),
+        ("lon", pa.float64()),
+        ("country", pa.string()),
+        ("device", pa.string()),
+        ("device_id", pa.string()),
+        ("channel", pa.string()),
+        ("card_last4", pa.string()),
+        ("declined", pa.bool_()),
+        ("source_partition", pa.int32()),  # Kafka position, null when written by a batch import
+        ("source_offset", pa.int64()),
+    ]
+)
+
+LABELS_SCHEMA = pa.schema(
+    [
+        ("transaction_id", pa.string()),
+        ("is_fraud", pa.bool_()),
+        ("transaction_time", TIMESTAMP),
+        ("investigation_complete_time", TIMESTAMP),
+        ("fraud_type", pa.string()),
+        ("confidence", pa.string()),
+        ("source_partition", pa.int32()),
+        ("source_offset", pa.int64()),
+    ]
+)
+
+PREDICTIONS_SCHEMA = pa.schema(
+    [
+        ("prediction_id", pa.string()),
+        ("transaction_id", pa.string()),
+        ("fraud_probability", pa.float64()),
+        ("decision", pa.string()),
+        ("model_version", pa.string()),
+        ("features_used", pa.string()),  # JSON object
+        ("prediction_latency_ms", pa.float64()),
+        ("timestamp", TIMESTAMP),
+        ("source_partition", pa.int32()),
+        ("source_offset", pa.int64()),
+    ]
+)
+
+USERS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("home_lat", pa.float64()),
+        ("home_lon", pa.float64()),
+        ("home_country", pa.string()),
+        ("account_type", pa.string()),
+        ("kyc_status", pa.string()),
+        ("registration_date", pa.date32()),
+    ]
+)
+
+MERCHANTS_SCHEMA = pa.schema(
+    [
+        ("merchant_id", pa.string()),
+        ("name", pa.string()),
+        ("category", pa.string()),
+        ("lat", pa.float64()),
+        ("lon", pa.float64()),
+        ("country", pa.string()),
+        ("risk_tier", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class LakeTable:
+    """A lake table: its folder, schema, and the time column that picks its partition."""
+
+    path: str
+    schema: pa.Schema
+    time_column: str | None
+    hourly: bool
+
+    def partition_dir(self, millis: int) -> str:
+        moment = datetime.fromtimestamp(millis / 1000, tz=UTC)
+        directory = f"{self.path}/date={moment:%Y-%m-%d}"
+        return f"{directory}/hour={moment:%H}" if self.hourly else directory
+
+
+RAW_TRANSACTIONS = LakeTable("raw/transactions", RAW_TRANSACTIONS_SCHEMA, "timestamp", True)
+LABELS = LakeTable(
+    "labels/fraud_investigations", LABELS_SCHEMA, "investigation_complete_time", False
+)
+PREDICTIONS = LakeTable("raw/predictions", PREDICTIONS_SCHEMA, "timestamp", True)
+USERS = LakeTable("reference/users", USERS_SCHEMA, None, False)
+MERCHANTS = LakeTable("reference/merchants", MERCHANTS_SCHEMA, None, False)
+
+
+def transaction_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A Transaction message as a raw-table row (location flattened)."""
+    location = record.get("location") or {}
+    row = {name: record.get(name) for name in RAW_TRANSACTIONS_SCHEMA.names}
+    row["lat"], row["lon"] = location.get("lat"), location.get("lon")
+    return row
+
+
+def prediction_row(record: dict[str, Any]) -> dict[str, Any]:
+    row = {name: record.get(name) for name in PREDICTIONS_SCHEMA.names}
+    row["features_used"] = json.dumps(record.get("features_used") or {}, sort_keys=True)
+    return row
+
+
+def label_row(record: dict[str, Any]) -> dict[str, Any]:
+    return {name: record.get(name) for name in LABELS_SCHEMA.names}
+
+
+def write_atomically(filesystem: pafs.FileSystem, path: str, data: bytes) -> None:
+    """Write a whole file so readers see all of it or none (rename locally; S3 PUT is atomic)."""
+    parent = path.rsplit("/", 1)[0]
+    filesystem.create_dir(parent, recursive=True)
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        temporary = f"{path}.tmp"
+        with filesystem.open_output_stream(temporary) as out:
+            out.write(data)
+        filesystem.move(temporary, path)
+    else:
+        with filesystem.open_output_stream(path) as out:
+            out.write(data)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def read_json(filesystem: pafs.FileSystem, path: str) -> Any | None:
+    try:
+        with filesystem.open_input_stream(path) as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        return None
