@@ -136,10 +136,10 @@ def label_row(record: dict[str, Any]) -> dict[str, Any]:
 
 def write_atomically(filesystem: pafs.FileSystem, path: str, data: bytes) -> None:
     """Write a whole file so readers see all of it or none (rename locally; S3 PUT is atomic)."""
-    parent = path.rsplit("/", 1)[0]
+    parent, name = path.rsplit("/", 1)
     filesystem.create_dir(parent, recursive=True)
     if isinstance(filesystem, pafs.LocalFileSystem):
-        temporary = f"{path}.tmp"
+        temporary = f"{parent}/.{name}.tmp"  # dot-prefixed: dataset readers skip it
         with filesystem.open_output_stream(temporary) as out:
             out.write(data)
         filesystem.move(temporary, path)

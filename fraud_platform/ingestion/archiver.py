@@ -92,6 +92,8 @@ class Archiver:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
+                "group.instance.id": f"lake-archiver-{self.topic}",
+                "session.timeout.ms": 10_000,
             }
         )
         self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)

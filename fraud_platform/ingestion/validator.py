@@ -46,10 +46,12 @@ class ValidatorConfig:
     @classmethod
     def from_env(cls, settings: Settings | None = None) -> ValidatorConfig:
         settings = settings or Settings.from_env()
+        prefix = os.environ.get("FRAUD_TOPIC_PREFIX", "")
         return cls(
             bootstrap=settings.kafka_bootstrap,
             redis_url=settings.redis_url,
-            topic_prefix=os.environ.get("FRAUD_TOPIC_PREFIX", ""),
+            topic_prefix=prefix,
+            group_id=f"{prefix}ingestion-validator",
             batch_size=int(os.environ.get("FRAUD_VALIDATOR_BATCH", 2000)),
             dedup_window_s=int(os.environ.get("FRAUD_DEDUP_WINDOW_S", 60)),
             metrics_port=int(os.environ.get("FRAUD_VALIDATOR_METRICS_PORT", 9308)),
@@ -77,6 +79,7 @@ class Validator:
         from confluent_kafka import Consumer, Producer
 
         self.config = config
+        instance = config.transactional_id or f"{config.group_id}-{socket.gethostname()}"
         self.metrics = metrics or IngestionMetrics()
         self.redis = redis.Redis.from_url(config.redis_url)
         self.consumer = Consumer(
@@ -88,13 +91,16 @@ class Validator:
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
                 "fetch.max.bytes": 16 * 1024 * 1024,
+                # Static membership: a restarted validator takes its partitions straight back
+                # instead of waiting out the dead member's session.
+                "group.instance.id": instance,
+                "session.timeout.ms": 10_000,
             }
         )
         self.producer = Producer(
             {
                 "bootstrap.servers": config.bootstrap,
-                "transactional.id": config.transactional_id
-                or f"{config.group_id}-{config.topic_prefix}{socket.gethostname()}",
+                "transactional.id": instance,
                 "linger.ms": 5,
                 "batch.size": 1_000_000,
                 "queue.buffering.max.messages": 500_000,
