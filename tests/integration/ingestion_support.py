@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, Producer
@@ -14,7 +13,7 @@ from fastavro import parse_schema, schemaless_writer
 
 from fraud_platform.contracts import FRAUD_LABEL, TRANSACTION
 from fraud_platform.ingestion.rules import DUPLICATES, INCOMPLETE, SCHEMA_ERRORS
-from fraud_platform.topics import ALL_TOPICS, ensure_topics, topic_name
+from fraud_platform.topics import ALL_TOPICS, DLQ_TOPICS, ensure_topics, topic_name
 
 DAY_MS = 86_400_000
 
@@ -133,8 +132,11 @@ class TopicSet:
                 producer.poll(0)
         assert producer.flush(60) == 0
 
-    def drain(self, catalog_name: str, idle_s: float = 3.0, limit_s: float = 120.0) -> list:
-        """Every committed message of a topic, read until it has been quiet for `idle_s`."""
+    def drain(self, catalog_name: str, idle_s: float = 3.0) -> list:
+        return self.drain_all([catalog_name], idle_s)[catalog_name]
+
+    def drain_all(self, catalog_names: list[str], idle_s: float = 3.0) -> dict[str, list]:
+        """Every committed message of the topics, read until quiet for `idle_s` seconds."""
         consumer = Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
@@ -144,22 +146,22 @@ class TopicSet:
                 "enable.auto.commit": False,
             }
         )
-        consumer.subscribe([self.name(catalog_name)])
-        messages, last, started = [], time.monotonic(), time.monotonic()
-        while time.monotonic() - last < idle_s and time.monotonic() - started < limit_s:
-            batch = consumer.consume(5000, timeout=0.5)
-            good = [m for m in batch if m.error() is None]
-            if good:
-                messages += good
-                last = time.monotonic()
+        names = {self.name(n): n for n in catalog_names}
+        consumer.subscribe(list(names))
+        found: dict[str, list] = {n: [] for n in catalog_names}
+        last, started = time.monotonic(), time.monotonic()
+        while time.monotonic() - last < idle_s and time.monotonic() - started < 120:
+            for message in consumer.consume(5000, timeout=0.5):
+                if message.error() is None:
+                    found[names[message.topic()]].append(message)
+                    last = time.monotonic()
         consumer.close()
-        return messages
+        return found
 
-    def counts(self) -> Counter[str]:
-        dlq_and_raw = ["transactions-raw"] + [
-            t.name for t in ALL_TOPICS if t.name.startswith("dlq-")
-        ]
-        return Counter({name: len(self.drain(name, idle_s=2)) for name in dlq_and_raw})
+    def outputs(self) -> tuple[list, dict[str, list]]:
+        """(transactions-raw messages, dead-letter messages by DLQ topic)."""
+        found = self.drain_all(["transactions-raw", *(t.name for t in DLQ_TOPICS)])
+        return found.pop("transactions-raw"), found
 
     def delete(self) -> None:
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
