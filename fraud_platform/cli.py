@@ -189,5 +189,140 @@ def archive(topic: str) -> None:
     run_archiver(topic)
 
 
+def _progress(total: int | None, what: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    return progress, progress.add_task(what, total=total)
+
+
+@main.group()
+def simulate() -> None:
+    """Simulated card traffic: users, merchants, payments, five fraud scenarios, late labels.
+
+    Deterministic for a seed: the same seed and day always give the same payments.
+    """
+
+
+@simulate.command()
+@click.option("--days", default=30, show_default=True, help="How many past days to write.")
+@click.option("--volume", default=100_000, show_default=True, help="Payments per average day.")
+@click.option("--seed", default=42, show_default=True)
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), help="First day NOT written (UTC).")
+@click.option("--users", default=5_000, show_default=True)
+@click.option("--merchants", default=10_000, show_default=True)
+def history(days: int, volume: int, seed: int, end, users: int, merchants: int) -> None:
+    """Write DAYS past days straight to the lake (raw transactions, labels, reference)."""
+    from fraud_platform.resources import build_resources
+    from fraud_platform.simulation.history import write_history
+    from fraud_platform.simulation.reference import build_world
+
+    lake = build_resources()["lake"]
+    world = build_world(seed, users, merchants)
+    progress, task = _progress(days, "days")
+    with progress:
+        payments, labels = write_history(
+            lake,
+            world,
+            days,
+            volume,
+            end.date() if end else None,
+            progress=lambda *_: progress.advance(task),
+        )
+    console.print(f"wrote {payments:,} payments and {labels:,} labels to {lake.root}")
+
+
+@simulate.command()
+@click.option("--rate", default=1000.0, show_default=True, help="Payments per second.")
+@click.option("--count", default=100_000, show_default=True, help="Payments to send.")
+@click.option("--volume", default=100_000, show_default=True, help="Payments per simulated day.")
+@click.option("--seed", default=42, show_default=True)
+def live(rate: float, count: int, volume: int, seed: int) -> None:
+    """Send payments into transactions-ingest at RATE per second, and due labels."""
+    import os
+
+    from fraud_platform.resources import build_resources
+    from fraud_platform.simulation.live import run_live
+    from fraud_platform.simulation.reference import build_world
+
+    producer = build_resources()["kafka"].producer(**{"linger.ms": 10})
+    progress, task = _progress(count, "payments")
+    with progress:
+        sent, labels = run_live(
+            build_world(seed),
+            producer,
+            rate,
+            count,
+            volume,
+            topic_prefix=os.environ.get("FRAUD_TOPIC_PREFIX", ""),
+            progress=lambda n: progress.update(task, completed=n),
+        )
+    console.print(f"sent {sent:,} payments and {labels:,} labels")
+
+
+@main.command(name="import")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--mapping",
+    default="handbook",
+    show_default=True,
+    help="A shipped mapping name or a YAML file.",
+)
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["lake", "kafka"]),
+    default="lake",
+    show_default=True,
+    help="Straight to the lake, or through transactions-ingest.",
+)
+@click.option(
+    "--shift-to-now",
+    is_flag=True,
+    help="(kafka) move every timestamp by one offset so the newest is now.",
+)
+def import_(source: Path, mapping: str, target: str, shift_to_now: bool) -> None:
+    """Import an external transactions file (Parquet/CSV) into the raw contract."""
+    import os
+
+    from fraud_platform.importing.importer import (
+        ImportError_,
+        Mapping,
+        import_to_kafka,
+        import_to_lake,
+    )
+    from fraud_platform.ingestion.rules import Rules
+    from fraud_platform.resources import build_resources
+
+    resources = build_resources()
+    try:
+        spec = Mapping.load(mapping)
+        if target == "lake":
+            with console.status("importing") as status:
+                rows, labels = import_to_lake(resources["lake"], source, spec, status.update)
+        else:
+            progress, task = _progress(None, "payments")
+            with progress:
+                rows, labels = import_to_kafka(
+                    resources["kafka"].producer(**{"linger.ms": 20}),
+                    source,
+                    spec,
+                    Rules.from_env().max_age_ms,
+                    shift_to_now,
+                    topic_prefix=os.environ.get("FRAUD_TOPIC_PREFIX", ""),
+                    progress=lambda n: progress.update(task, completed=n),
+                )
+    except ImportError_ as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(1)
+    console.print(f"imported {rows:,} transactions and {labels:,} labels ({target})")
+
+
 if __name__ == "__main__":
     main()

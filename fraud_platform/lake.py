@@ -124,6 +124,27 @@ def transaction_row(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _millis(value: Any) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def transaction_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A raw-table row (as from `Table.to_pylist`) as a Transaction message record."""
+    record = {
+        k: v for k, v in row.items() if k not in ("lat", "lon", "source_partition", "source_offset")
+    }
+    record["location"] = None if row["lat"] is None else {"lat": row["lat"], "lon": row["lon"]}
+    record["timestamp"] = _millis(row["timestamp"])
+    return record
+
+
+def label_record(row: dict[str, Any]) -> dict[str, Any]:
+    record = {k: v for k, v in row.items() if k not in ("source_partition", "source_offset")}
+    for name in ("transaction_time", "investigation_complete_time"):
+        record[name] = _millis(row[name])
+    return record
+
+
 def prediction_row(record: dict[str, Any]) -> dict[str, Any]:
     row = {name: record.get(name) for name in PREDICTIONS_SCHEMA.names}
     row["features_used"] = json.dumps(record.get("features_used") or {}, sort_keys=True)

@@ -25,6 +25,7 @@ from fraud_platform.config import Settings
 from fraud_platform.contracts import DEAD_LETTER
 from fraud_platform.ingestion.metrics import IngestionMetrics
 from fraud_platform.ingestion.rules import DUPLICATES, PROCESSING_ERRORS, Rejection, Rules
+from fraud_platform.messaging import produce
 from fraud_platform.topics import TRANSACTIONS_INGEST, TRANSACTIONS_RAW, topic_name
 
 log = logging.getLogger("fraud_platform.ingestion")
@@ -201,7 +202,7 @@ class Validator:
         for o in outcomes:
             m = o.message
             if o.rejection is None:
-                self._produce(raw_topic, o.record["user_id"].encode(), m.value())
+                produce(self.producer, raw_topic, o.record["user_id"].encode(), m.value())
                 counts[(TRANSACTIONS_RAW.name, VALID)] += 1
                 continue
             transaction_id = (o.record or {}).get("transaction_id")
@@ -220,21 +221,13 @@ class Validator:
                 }
             )
             key = transaction_id.encode() if isinstance(transaction_id, str) else m.key()
-            self._produce(self.config.topic(o.rejection.dlq), key, envelope)
+            produce(self.producer, self.config.topic(o.rejection.dlq), key, envelope)
             counts[(o.rejection.dlq, o.rejection.reason)] += 1
         self.producer.send_offsets_to_transaction(
             self._next_offsets(outcomes), self.consumer.consumer_group_metadata(), 30
         )
         self.producer.commit_transaction(60)
         return counts
-
-    def _produce(self, topic: str, key: bytes | None, value: bytes) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, key=key, value=value)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
 
     @staticmethod
     def _next_offsets(outcomes: list[Outcome]) -> list[Any]:

@@ -88,7 +88,7 @@ records = st.fixed_dictionaries(
             st.fixed_dictionaries({"lat": st.floats(allow_nan=True), "lon": st.floats()}),
         ),
         "card_last4": optional_text,
-        "declined": st.booleans(),
+        "declined": st.one_of(st.none(), st.booleans()),
     }
 )
 

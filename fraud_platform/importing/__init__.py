@@ -1,0 +1,1 @@
+"""Importing external transaction files into the raw contract."""

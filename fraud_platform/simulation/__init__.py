@@ -1,0 +1,1 @@
+"""The traffic simulator: a deterministic world of users, merchants, payments and fraud."""
