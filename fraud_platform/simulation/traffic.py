@@ -51,7 +51,7 @@ WEEKDAY_FACTOR = np.array([0.95, 0.97, 1.0, 1.02, 1.12, 1.15, 0.85])  # Monday f
 MAX_GENUINE_AMOUNT = 2_000.0
 
 
-def _distance_km(lat1, lon1, lat2, lon2):
+def distance_km(lat1, lon1, lat2, lon2):
     lat1, lon1, lat2, lon2 = map(np.radians, (lat1, lon1, lat2, lon2))
     a = (
         np.sin((lat2 - lat1) / 2) ** 2
@@ -60,7 +60,7 @@ def _distance_km(lat1, lon1, lat2, lon2):
     return 6371.0 * 2 * np.arcsin(np.sqrt(a))
 
 
-CITY_DISTANCE = _distance_km(
+CITY_DISTANCE = distance_km(
     CITY_LAT[:, None], CITY_LON[:, None], CITY_LAT[None, :], CITY_LON[None, :]
 )
 FAR_CITIES = [np.flatnonzero(CITY_DISTANCE[c] > 3000) for c in range(len(CITIES))]
