@@ -167,7 +167,8 @@ def ingest() -> None:
 
 
 @ingest.command()
-def validate() -> None:
+@click.option("--workers", default=1, show_default=True, help="Validator processes.")
+def validate(workers: int) -> None:
     """Validate transactions-ingest into transactions-raw and the dlq-* topics.
 
     Exactly once (Kafka transactions), dedup by transaction_id over 60 s in Redis, Prometheus
@@ -175,7 +176,7 @@ def validate() -> None:
     """
     from fraud_platform.ingestion.validator import main as run_validator
 
-    run_validator()
+    run_validator(workers)
 
 
 @ingest.command()

@@ -12,13 +12,14 @@ SET NX EX. A replayed batch finds its own positions there and is not mistaken fo
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import signal
 import socket
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fraud_platform.config import Settings
@@ -30,6 +31,20 @@ from fraud_platform.topics import TRANSACTIONS_INGEST, TRANSACTIONS_RAW, topic_n
 
 log = logging.getLogger("fraud_platform.ingestion")
 VALID = "valid"
+# KEYS: dedup keys; ARGV: one position per key, then the window in seconds.
+# Returns per key 0 when this call claimed it, else the position already holding it.
+CLAIM_SCRIPT = """
+local window = ARGV[#ARGV]
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, ARGV[i], 'NX', 'EX', window) then
+    out[i] = 0
+  else
+    out[i] = redis.call('GET', key) or 0
+  end
+end
+return out
+"""
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,7 @@ class Validator:
         instance = config.transactional_id or f"{config.group_id}-{socket.gethostname()}"
         self.metrics = metrics or IngestionMetrics()
         self.redis = redis.Redis.from_url(config.redis_url)
+        self._claim = self.redis.register_script(CLAIM_SCRIPT)
         self.consumer = Consumer(
             {
                 "bootstrap.servers": config.bootstrap,
@@ -170,28 +186,26 @@ class Validator:
             )
 
     def _dedup(self, outcomes: list[Outcome]) -> None:
-        """Mark repeats of a transaction_id within the window; replays of our own are kept."""
+        """Mark repeats of a transaction_id within the window; replays of our own are kept.
+
+        One script call per batch: SET NX EX each key to its message's position and return,
+        for keys already taken, the position that holds them.
+        """
         candidates = [o for o in outcomes if o.rejection is None]
         if not candidates:
             return
         window = self.config.dedup_window_s
-        pipe = self.redis.pipeline(transaction=False)
-        for o in candidates:
-            pipe.set(f"dedup:{o.record['transaction_id']}", o.position, nx=True, ex=window)
-        first_seen = pipe.execute()
-        taken = [o for o, fresh in zip(candidates, first_seen, strict=True) if not fresh]
-        if not taken:
-            return
-        pipe = self.redis.pipeline(transaction=False)
-        for o in taken:
-            pipe.get(f"dedup:{o.record['transaction_id']}")
-        for o, holder in zip(taken, pipe.execute(), strict=True):
-            if holder is None or holder.decode() != o.position:
+        holders = self._claim(
+            keys=[f"dedup:{o.record['transaction_id']}" for o in candidates],
+            args=[*(o.position for o in candidates), window],
+        )
+        for o, holder in zip(candidates, holders, strict=True):
+            if holder != 0 and holder.decode() != o.position:
                 o.rejection = Rejection(
                     DUPLICATES,
                     "duplicate",
                     f"transaction_id {o.record['transaction_id']} already seen at "
-                    f"{holder.decode() if holder else 'an expired position'} within {window}s",
+                    f"{holder.decode()} within {window}s",
                 )
 
     def _write(self, outcomes: list[Outcome]) -> Counter[tuple[str, str]]:
@@ -249,22 +263,54 @@ class Validator:
         )
 
 
-def main() -> None:
-    """Run the validator until SIGTERM/SIGINT, serving /metrics."""
+def run_worker(config: ValidatorConfig, index: int) -> None:
+    """One validator process; its own transactional id, its share of the partitions."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    config = ValidatorConfig.from_env()
+    instance = config.transactional_id or f"{config.group_id}-{socket.gethostname()}"
+    config = replace(
+        config,
+        transactional_id=f"{instance}-w{index}",
+        metrics_port=config.metrics_port + index if config.metrics_port else 0,
+    )
     validator = Validator(config)
     if config.metrics_port:
         validator.metrics.serve(config.metrics_port)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: validator.stop())
     log.info(
-        "validating %s -> %s (metrics on :%s)",
+        "worker %d validating %s -> %s (metrics on :%s)",
+        index,
         config.topic(TRANSACTIONS_INGEST.name),
         config.topic(TRANSACTIONS_RAW.name),
         config.metrics_port,
     )
     validator.run()
+
+
+def main(workers: int = 1) -> None:
+    """Run `workers` validator processes until SIGTERM/SIGINT.
+
+    Decoding and validating is CPU-bound Python, so throughput scales with processes (one
+    consumer-group member each, up to the topic's partition count), not threads.
+    """
+    config = ValidatorConfig.from_env()
+    if workers == 1:
+        run_worker(config, 0)
+        return
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=run_worker, args=(config, i)) for i in range(workers)]
+    for process in processes:
+        process.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for process in processes:
+            if process.pid:
+                os.kill(process.pid, signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    for process in processes:
+        process.join()
 
 
 if __name__ == "__main__":
