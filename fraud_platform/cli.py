@@ -15,8 +15,10 @@ from fraud_platform.stack.process import StackError
 
 console = Console(stderr=True)
 
+ARCHIVED_TOPICS = ("transactions-raw", "fraud-labels", "model-predictions")
 SERVICES_HELP = (
-    "Services: redis, kafka, flink (= flink-jobmanager + flink-taskmanager), dagster. "
+    "Services: redis, kafka, flink (= flink-jobmanager + flink-taskmanager), validator, "
+    "archiver, dagster. "
     "No name means all of them."
 )
 
@@ -180,14 +182,12 @@ def validate(workers: int) -> None:
 
 
 @ingest.command()
-@click.argument(
-    "topic", type=click.Choice(["transactions-raw", "fraud-labels", "model-predictions"])
-)
-def archive(topic: str) -> None:
-    """Archive TOPIC into the lake's Parquet partitions, exactly once."""
+@click.argument("topics", nargs=-1, type=click.Choice(ARCHIVED_TOPICS))
+def archive(topics: tuple[str, ...]) -> None:
+    """Archive TOPICS (default: all three) into the lake's Parquet partitions, exactly once."""
     from fraud_platform.ingestion.archiver import main as run_archiver
 
-    run_archiver(topic)
+    run_archiver(list(topics or ARCHIVED_TOPICS))
 
 
 def _progress(total: int | None, what: str):

@@ -37,6 +37,7 @@ class Ports:
     flink_rest: int = 8081
     flink_rpc: int = 6123
     dagster: int = 3000
+    validator_metrics: int = 9308
 
     @classmethod
     def from_env(cls) -> Ports:

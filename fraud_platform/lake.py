@@ -67,6 +67,16 @@ PREDICTIONS_SCHEMA = pa.schema(
     ]
 )
 
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("source_partition", pa.int32()),
+        ("source_offset", pa.int64()),
+        ("original_key", pa.binary()),
+        ("original_value", pa.binary()),
+        ("reason", pa.string()),
+    ]
+)
+
 USERS_SCHEMA = pa.schema(
     [
         ("user_id", pa.string()),
@@ -112,6 +122,7 @@ LABELS = LakeTable(
     "labels/fraud_investigations", LABELS_SCHEMA, "investigation_complete_time", False
 )
 PREDICTIONS = LakeTable("raw/predictions", PREDICTIONS_SCHEMA, "timestamp", True)
+QUARANTINE = LakeTable("quarantine", QUARANTINE_SCHEMA, None, False)
 USERS = LakeTable("reference/users", USERS_SCHEMA, None, False)
 MERCHANTS = LakeTable("reference/merchants", MERCHANTS_SCHEMA, None, False)
 
@@ -153,6 +164,17 @@ def prediction_row(record: dict[str, Any]) -> dict[str, Any]:
 
 def label_row(record: dict[str, Any]) -> dict[str, Any]:
     return {name: record.get(name) for name in LABELS_SCHEMA.names}
+
+
+def quarantine_row(message: Any, reason: str) -> dict[str, Any]:
+    """A Kafka message that could not be archived, kept whole with the reason."""
+    return {
+        "source_partition": message.partition(),
+        "source_offset": message.offset(),
+        "original_key": message.key(),
+        "original_value": message.value(),
+        "reason": reason,
+    }
 
 
 def write_atomically(filesystem: pafs.FileSystem, path: str, data: bytes) -> None:

@@ -24,15 +24,23 @@ from typing import Any
 
 import pyarrow as pa
 
-from fraud_platform.contracts import FRAUD_LABEL, MODEL_PREDICTION, TRANSACTION, Contract
+from fraud_platform.contracts import (
+    FRAUD_LABEL,
+    MODEL_PREDICTION,
+    TRANSACTION,
+    Contract,
+    ContractError,
+)
 from fraud_platform.lake import (
     LABELS,
     PREDICTIONS,
+    QUARANTINE,
     RAW_TRANSACTIONS,
     LakeTable,
     label_row,
     parquet_bytes,
     prediction_row,
+    quarantine_row,
     read_json,
     transaction_row,
     write_atomically,
@@ -169,23 +177,34 @@ class Archiver:
 
     def _flush_partition(self, partition: int, messages: list[Any]) -> None:
         first, last = messages[0].offset(), messages[-1].offset()
-        by_dir: dict[str, list[dict[str, Any]]] = defaultdict(list)
         table = self.route.table
+        by_dir: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        quarantined: list[dict[str, Any]] = []
         for message in messages:
-            row = self.route.to_row(self.route.contract.decode(message.value()))
+            try:
+                row = self.route.to_row(self.route.contract.decode(message.value()))
+                directory = table.partition_dir(row[table.time_column])
+            except (ContractError, TypeError) as error:  # TypeError: no time to partition by
+                quarantined.append(quarantine_row(message, f"{type(error).__name__}: {error}"))
+                continue
             row["source_partition"], row["source_offset"] = partition, message.offset()
-            by_dir[table.partition_dir(row[table.time_column])].append(row)
+            by_dir[directory].append(row)
+        name = f"part-p{partition}-{first:012d}-{last:012d}.parquet"
         files = {
-            f"{self.root}/{directory}/part-p{partition}-{first:012d}-{last:012d}.parquet": rows
+            f"{self.root}/{directory}/{name}": pa.Table.from_pylist(rows, schema=table.schema)
             for directory, rows in by_dir.items()
         }
+        if quarantined:
+            # Never dropped, never blocking: what does not decode is kept with its reason.
+            path = f"{self.root}/{QUARANTINE.path}/topic={self.topic}/{name}"
+            files[path] = pa.Table.from_pylist(quarantined, schema=QUARANTINE.schema)
+            log.warning("%d undecodable messages of %s quarantined", len(quarantined), self.topic)
         intent = {"files": list(files), "next_offset": last + 1}
         write_atomically(
             self.fs, self._state_path(partition, pending=True), json.dumps(intent).encode()
         )
-        for path, rows in files.items():
-            data = parquet_bytes(pa.Table.from_pylist(rows, schema=table.schema))
-            write_atomically(self.fs, path, data)
+        for path, data in files.items():
+            write_atomically(self.fs, path, parquet_bytes(data))
         write_atomically(
             self.fs, self._state_path(partition), json.dumps({"next_offset": last + 1}).encode()
         )
@@ -203,24 +222,46 @@ class Archiver:
             )
 
 
-def main(topic: str) -> None:
-    """Archive one topic until SIGTERM/SIGINT."""
+def main(topics: list[str]) -> None:
+    """Archive the topics (one consumer thread each) until SIGTERM/SIGINT.
+
+    While every archiver runs, the file named by FRAUD_ARCHIVER_HEARTBEAT (if set) is touched
+    every two seconds: the stack's health check.
+    """
     import os
+    from pathlib import Path
 
     from fraud_platform.config import Settings
     from fraud_platform.resources import build_resources
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = Settings.from_env()
-    archiver = Archiver(
-        ROUTES[topic],
-        settings.kafka_bootstrap,
-        build_resources(settings)["lake"],
-        topic_prefix=os.environ.get("FRAUD_TOPIC_PREFIX", ""),
-        flush_rows=int(os.environ.get("FRAUD_ARCHIVER_FLUSH_ROWS", 50_000)),
-        flush_seconds=float(os.environ.get("FRAUD_ARCHIVER_FLUSH_SECONDS", 10)),
-    )
+    lake = build_resources(settings)["lake"]
+    archivers = [
+        Archiver(
+            ROUTES[topic],
+            settings.kafka_bootstrap,
+            lake,
+            topic_prefix=os.environ.get("FRAUD_TOPIC_PREFIX", ""),
+            flush_rows=int(os.environ.get("FRAUD_ARCHIVER_FLUSH_ROWS", 50_000)),
+            flush_seconds=float(os.environ.get("FRAUD_ARCHIVER_FLUSH_SECONDS", 10)),
+        )
+        for topic in topics
+    ]
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: archiver.stop())
-    log.info("archiving %s into %s/%s", archiver.topic, archiver.root, archiver.route.table.path)
-    archiver.run()
+        signal.signal(sig, lambda *_: [a.stop() for a in archivers])
+    threads = [threading.Thread(target=a.run, name=a.topic) for a in archivers]
+    for archiver, thread in zip(archivers, threads, strict=True):
+        log.info(
+            "archiving %s into %s/%s", archiver.topic, archiver.root, archiver.route.table.path
+        )
+        thread.start()
+    heartbeat = os.environ.get("FRAUD_ARCHIVER_HEARTBEAT")
+    while all(t.is_alive() for t in threads):
+        if heartbeat:
+            Path(heartbeat).touch()
+        time.sleep(2)
+    for archiver in archivers:
+        archiver.stop()
+    for thread in threads:
+        thread.join()

@@ -8,7 +8,7 @@ import pytest
 
 from fraud_platform.contracts import FRAUD_LABEL, TRANSACTION
 from fraud_platform.ingestion.archiver import ROUTES, Archiver
-from fraud_platform.lake import LABELS, RAW_TRANSACTIONS, RAW_TRANSACTIONS_SCHEMA
+from fraud_platform.lake import LABELS, QUARANTINE, RAW_TRANSACTIONS, RAW_TRANSACTIONS_SCHEMA
 from fraud_platform.resources import LakeResource
 
 from .ingestion_support import TopicSet, transaction
@@ -107,3 +107,19 @@ def test_labels_are_partitioned_by_investigation_completion_date(settings, topic
     assert table.num_rows == 10
     dates = {p.name for p in (tmp_path / "lake" / "labels" / "fraud_investigations").glob("date=*")}
     assert len(dates) == 2
+
+
+def test_undecodable_messages_are_quarantined_not_lost(settings, topics, tmp_path):
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    now = int(time.time() * 1000)
+    good = [TRANSACTION.encode(transaction(i, now, topics.prefix)) for i in range(20)]
+    no_time = TRANSACTION.encode(transaction(99, now, topics.prefix, timestamp=None))
+    values = [*good[:10], b"written around the validator", no_time, *good[10:]]
+    topics.produce("transactions-raw", [(b"k", v) for v in values])
+
+    archiver = archive(settings, topics, lake)
+    assert archiver.rows_written == len(values)
+    assert lake_rows(lake, RAW_TRANSACTIONS).num_rows == 20
+    kept = lake_rows(lake, QUARANTINE)
+    assert sorted(kept["original_value"].to_pylist()) == sorted([values[10], no_time])
+    assert any("magic byte" in r for r in kept["reason"].to_pylist())
