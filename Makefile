@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: setup run test down status
+.PHONY: setup run test down status bench
 
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
@@ -24,3 +24,6 @@ down:
 
 status:
 	$(UV) run fraud-platform stack status
+
+bench: setup  ## benchmarks: platform against raw baselines, printed side by side
+	$(UV) run python benchmarks/ingestion/bench_validator.py
