@@ -204,6 +204,26 @@ def _progress(total: int | None, what: str):
 
 
 @main.group()
+def contracts() -> None:
+    """The Avro message contracts (fraud_platform/contracts/schemas)."""
+
+
+@contracts.command()
+def check() -> None:
+    """Fail when a schema version cannot read data written by the version before it."""
+    from fraud_platform.contracts import CONTRACTS
+    from fraud_platform.contracts.compatibility import check_all
+
+    found = check_all()
+    for problem in found:
+        console.print(f"[bold red]incompatible:[/] {problem}", highlight=False)
+    if found:
+        sys.exit(1)
+    names = sorted({f"{c.name} v{c.version}" for c in CONTRACTS.values()})
+    console.print(f"{len(names)} schemas, every version backward compatible: {', '.join(names)}")
+
+
+@main.group()
 def simulate() -> None:
     """Simulated card traffic: users, merchants, payments, five fraud scenarios, late labels.
 

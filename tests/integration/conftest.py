@@ -15,6 +15,8 @@ from fraud_platform.resources import build_resources
 from fraud_platform.spark import get_spark, stop_spark
 from fraud_platform.stack.manager import Stack
 
+from .ingestion_support import TopicSet
+
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
@@ -47,3 +49,11 @@ def spark():
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def topics(stack, settings) -> TopicSet:
+    """The catalog's topics under a fresh prefix, deleted after the test."""
+    topic_set = TopicSet(settings.kafka_bootstrap)
+    yield topic_set
+    topic_set.delete()

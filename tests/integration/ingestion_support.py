@@ -13,6 +13,7 @@ from fastavro import parse_schema, schemaless_writer
 
 from fraud_platform.contracts import FRAUD_LABEL, TRANSACTION
 from fraud_platform.ingestion.rules import DUPLICATES, INCOMPLETE, SCHEMA_ERRORS
+from fraud_platform.ingestion.validator import Validator, ValidatorConfig
 from fraud_platform.topics import ALL_TOPICS, DLQ_TOPICS, ensure_topics, topic_name
 
 DAY_MS = 86_400_000
@@ -166,3 +167,18 @@ class TopicSet:
     def delete(self) -> None:
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         admin.delete_topics([self.name(t.name) for t in ALL_TOPICS])
+
+
+def run_validator(
+    settings, topics: TopicSet, idle_exit_s: float = 3.0, group: str = "validator"
+) -> Validator:
+    config = ValidatorConfig(
+        bootstrap=settings.kafka_bootstrap,
+        redis_url=settings.redis_url,
+        topic_prefix=topics.prefix,
+        group_id=f"{topics.prefix}{group}",
+        transactional_id=f"{topics.prefix}{group}",
+    )
+    validator = Validator(config)
+    validator.run(idle_exit_s=idle_exit_s)
+    return validator

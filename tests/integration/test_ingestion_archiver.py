@@ -11,17 +11,10 @@ from fraud_platform.ingestion.archiver import ROUTES, Archiver
 from fraud_platform.lake import LABELS, QUARANTINE, RAW_TRANSACTIONS, RAW_TRANSACTIONS_SCHEMA
 from fraud_platform.resources import LakeResource
 
-from .ingestion_support import TopicSet, transaction
+from .ingestion_support import transaction
 
 pytestmark = pytest.mark.integration
 HOUR_MS = 3_600_000
-
-
-@pytest.fixture
-def topics(stack, settings):
-    topic_set = TopicSet(settings.kafka_bootstrap)
-    yield topic_set
-    topic_set.delete()
 
 
 def lake_rows(lake: LakeResource, table) -> "object":

@@ -13,7 +13,7 @@ import pytest
 
 from fraud_platform.contracts import TRANSACTION
 
-from .ingestion_support import TopicSet, bad_inputs, transaction
+from .ingestion_support import bad_inputs, transaction
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +27,7 @@ def start(args: list[str], env: dict[str, str], log) -> subprocess.Popen:
     )
 
 
-def test_nothing_lost_or_doubled_when_killed_mid_stream(stack, settings, tmp_path):
-    topics = TopicSet(settings.kafka_bootstrap)
+def test_nothing_lost_or_doubled_when_killed_mid_stream(settings, topics, tmp_path):
     env = {
         **os.environ,
         "FRAUD_TOPIC_PREFIX": topics.prefix,
@@ -103,4 +102,3 @@ def test_nothing_lost_or_doubled_when_killed_mid_stream(stack, settings, tmp_pat
     ids = table["transaction_id"].to_pylist()
     assert len(ids) == len(good)
     assert len(set(ids)) == len(ids)
-    topics.delete()

@@ -9,33 +9,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from fraud_platform.contracts import DEAD_LETTER, TRANSACTION
-from fraud_platform.ingestion.validator import Validator, ValidatorConfig
 
-from .ingestion_support import TopicSet, bad_inputs, transaction
+from .ingestion_support import TopicSet, bad_inputs, run_validator, transaction
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def topics(stack, settings):
-    topic_set = TopicSet(settings.kafka_bootstrap)
-    yield topic_set
-    topic_set.delete()
-
-
-def run_validator(
-    settings, topics: TopicSet, idle_exit_s: float = 3.0, group: str = "validator"
-) -> Validator:
-    config = ValidatorConfig(
-        bootstrap=settings.kafka_bootstrap,
-        redis_url=settings.redis_url,
-        topic_prefix=topics.prefix,
-        group_id=f"{topics.prefix}{group}",
-        transactional_id=f"{topics.prefix}{group}",
-    )
-    validator = Validator(config)
-    validator.run(idle_exit_s=idle_exit_s)
-    return validator
 
 
 def test_every_message_is_accounted_for_with_its_reason_and_original_bytes(settings, topics):

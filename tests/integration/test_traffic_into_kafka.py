@@ -13,17 +13,9 @@ from fraud_platform.simulation.live import run_live
 from fraud_platform.simulation.reference import build_world
 
 from ..unit.test_importer import HANDBOOK
-from .ingestion_support import TopicSet
-from .test_ingestion_validator import run_validator
+from .ingestion_support import run_validator
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def topics(stack, settings):
-    topic_set = TopicSet(settings.kafka_bootstrap)
-    yield topic_set
-    topic_set.delete()
 
 
 def test_live_mode_sends_valid_payments_at_the_rate_and_due_labels(settings, resources, topics):

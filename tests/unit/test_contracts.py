@@ -112,3 +112,13 @@ def test_enum_symbols_cannot_be_removed():
 def test_registry_ids_are_stable():
     registry = json.loads((SCHEMA_DIR / "registry.json").read_text())["schemas"]
     assert registry["1"] == "transaction.v1" and registry["5"] == "dead_letter.v1"
+
+
+def test_the_cli_check_passes_on_the_registered_schemas():
+    from click.testing import CliRunner
+
+    from fraud_platform.cli import main
+
+    result = CliRunner().invoke(main, ["contracts", "check"])
+    assert result.exit_code == 0, result.output
+    assert "every version backward compatible" in result.output
