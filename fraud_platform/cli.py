@@ -190,6 +190,37 @@ def archive(topics: tuple[str, ...]) -> None:
     run_archiver(list(topics or ARCHIVED_TOPICS))
 
 
+@ingest.command()
+@click.argument("topic", type=click.Choice(ARCHIVED_TOPICS))
+@click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option(
+    "--lateness-days",
+    default=7.0,
+    show_default=True,
+    help="How long after the day events of it may still arrive.",
+)
+def rearchive(topic: str, day, lateness_days: float) -> None:
+    """Rebuild one date of TOPIC's lake table from Kafka (idempotent repair)."""
+    import os
+    from datetime import timedelta
+
+    from fraud_platform.ingestion.archiver import ROUTES
+    from fraud_platform.ingestion.rearchive import rebuild_date
+    from fraud_platform.resources import build_resources
+
+    settings = Settings.from_env()
+    with console.status(f"rebuilding {topic} {day:%Y-%m-%d}"):
+        rows = rebuild_date(
+            ROUTES[topic],
+            settings.kafka_bootstrap,
+            build_resources(settings)["lake"],
+            day.date(),
+            os.environ.get("FRAUD_TOPIC_PREFIX", ""),
+            timedelta(days=lateness_days),
+        )
+    console.print(f"rebuilt {day:%Y-%m-%d} of {topic}: {rows:,} rows")
+
+
 def _progress(total: int | None, what: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 

@@ -116,3 +116,37 @@ def test_undecodable_messages_are_quarantined_not_lost(settings, topics, tmp_pat
     kept = lake_rows(lake, QUARANTINE)
     assert sorted(kept["original_value"].to_pylist()) == sorted([values[10], no_time])
     assert any("magic byte" in r for r in kept["reason"].to_pylist())
+
+
+def test_rebuilding_a_date_from_kafka_is_idempotent(settings, topics, tmp_path):
+    from datetime import UTC, datetime
+
+    from fraud_platform.ingestion.rearchive import REBUILT, rebuild_date
+
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    base = int(time.time() * 1000) // HOUR_MS * HOUR_MS - 2 * HOUR_MS + HOUR_MS // 2
+    records = [transaction(i, base + (i % 2) * HOUR_MS, topics.prefix) for i in range(1200)]
+    for chunk in range(0, 1200, 400):  # several archiver runs: several files per hour
+        batch = records[chunk : chunk + 400]
+        topics.produce(
+            "transactions-raw", [(r["user_id"].encode(), TRANSACTION.encode(r)) for r in batch]
+        )
+        archive(settings, topics, lake)
+    day = datetime.fromtimestamp(base / 1000, tz=UTC).date()
+    date_dir = tmp_path / "lake" / "raw" / "transactions" / f"date={day}"
+    before = sorted(lake_rows(lake, RAW_TRANSACTIONS)["transaction_id"].to_pylist())
+    assert len(list(date_dir.rglob("part-p*.parquet"))) > 2
+    # Damage the partition: lose one of its files.
+    next(date_dir.rglob("part-p*.parquet")).unlink()
+
+    route = ROUTES["transactions-raw"]
+    rows = rebuild_date(route, settings.kafka_bootstrap, lake, day, topics.prefix)
+    files = sorted(p.relative_to(date_dir) for p in date_dir.rglob("*.parquet"))
+    assert all(f.name == REBUILT for f in files)
+    after = lake_rows(lake, RAW_TRANSACTIONS)
+    assert sorted(after["transaction_id"].to_pylist()) == before
+    assert rows == len(before)
+
+    first = {f: (date_dir / f).read_bytes() for f in files}
+    assert rebuild_date(route, settings.kafka_bootstrap, lake, day, topics.prefix) == rows
+    assert {f: (date_dir / f).read_bytes() for f in files} == first
