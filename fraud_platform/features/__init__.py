@@ -1,0 +1,1 @@
+"""Features: the catalog (declared once) and the engines generated from it."""

@@ -1,0 +1,201 @@
+"""The feature catalog: every model feature declared once.
+
+The Spark batch (fraud_platform.features.spark) is generated from these declarations, and the
+streaming jobs generate their Flink SQL from the same ones, so training and serving compute
+the same thing.
+
+Point-in-time rule: a transaction's features see only events strictly before it (earlier
+millisecond timestamps; events in the same millisecond do not see each other), and a
+label-based feature counts a label only if its investigation completed strictly before the
+transaction.
+
+Column names available to expressions (the processed-transactions table): transaction_id,
+user_id, merchant_id, amount, currency, timestamp, ts_ms (epoch ms), lat, lon, country,
+device_id, channel, declined, home_lat, home_lon, merchant_category, merchant_risk_tier;
+sequential helpers computed per user before aggregation: prev_ts_ms, device_changed (0/1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+WINDOWS_MS = {
+    "1h": HOUR_MS,
+    "24h": DAY_MS,
+    "7d": 7 * DAY_MS,
+    "30d": 30 * DAY_MS,
+    "90d": 90 * DAY_MS,
+}
+LONGEST_WINDOW_DAYS = 90
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature.
+
+    kind "row": `expression` over the transaction's own (processed) row.
+    kind "window": `aggregate` over `value` for the entity's events in the window before it.
+    kind "label": fraud labels of the entity's events in the window, known before it.
+    """
+
+    name: str
+    dtype: str  # SQL type: DOUBLE, BIGINT, STRING
+    entity: str  # transaction, user, merchant
+    kind: str
+    description: str
+    expression: str = ""
+    aggregate: str = ""  # COUNT, SUM, AVG, MAX, COUNT_DISTINCT
+    value: str = ""
+    window: str = ""
+
+    @property
+    def window_ms(self) -> int:
+        return WINDOWS_MS[self.window]
+
+    @property
+    def key(self) -> str:
+        return {"user": "user_id", "merchant": "merchant_id"}[self.entity]
+
+
+def _row(name: str, dtype: str, expression: str, description: str) -> Feature:
+    return Feature(name, dtype, "transaction", "row", description, expression=expression)
+
+
+ROW_FEATURES = [
+    _row("amount", "DOUBLE", "amount", "Transaction amount."),
+    _row("hour_of_day", "BIGINT", "HOUR(`timestamp`)", "Hour of the day (UTC), 0-23."),
+    _row("day_of_week", "BIGINT", "DAYOFWEEK(`timestamp`)", "Day of the week, 1 = Sunday ... 7."),
+    _row(
+        "distance_from_home_km",
+        "DOUBLE",
+        "2 * 6371.0 * ASIN(SQRT(POWER(SIN(RADIANS(lat - home_lat) / 2), 2)"
+        " + COS(RADIANS(home_lat)) * COS(RADIANS(lat))"
+        " * POWER(SIN(RADIANS(lon - home_lon) / 2), 2)))",
+        "Great-circle distance between the transaction and the user's home; null if unknown.",
+    ),
+    _row(
+        "seconds_since_last_transaction",
+        "DOUBLE",
+        "(ts_ms - prev_ts_ms) / 1000.0",
+        "Seconds since the user's previous transaction; null for the first one.",
+    ),
+    _row("merchant_category", "STRING", "merchant_category", "Merchant category."),
+    _row("merchant_risk_tier", "STRING", "merchant_risk_tier", "Merchant risk tier."),
+    _row("is_online", "BIGINT", "CASE WHEN channel = 'online' THEN 1 ELSE 0 END", "Online."),
+]
+
+# (name, aggregate, value, description) of the per-user window aggregates of the design.
+_USER_AGGREGATES = [
+    ("transaction_count", "COUNT", "1", "Transactions"),
+    ("total_spend", "SUM", "amount", "Total amount"),
+    ("avg_amount", "AVG", "amount", "Average amount"),
+    ("max_amount", "MAX", "amount", "Largest amount"),
+    ("distinct_merchants", "COUNT_DISTINCT", "merchant_id", "Distinct merchants"),
+    ("distinct_countries", "COUNT_DISTINCT", "country", "Distinct countries"),
+    ("declined_count", "SUM", "CASE WHEN declined THEN 1 ELSE 0 END", "Declined transactions"),
+    ("device_change_count", "SUM", "device_changed", "Switches to another device"),
+]
+_MERCHANT_AGGREGATES = [
+    ("transaction_volume", "COUNT", "1", "Transactions"),
+    ("unique_customers", "COUNT_DISTINCT", "user_id", "Distinct customers"),
+]
+_TYPES = {"COUNT": "BIGINT", "COUNT_DISTINCT": "BIGINT", "SUM": "DOUBLE"}
+
+USER_WINDOW_FEATURES = [
+    Feature(
+        f"user_{name}_{window}",
+        _TYPES.get(agg, "DOUBLE"),
+        "user",
+        "window",
+        f"{text} of the user in the {window} before the transaction.",
+        aggregate=agg,
+        value=value,
+        window=window,
+    )
+    for window in ("1h", "24h", "7d", "30d")
+    for name, agg, value, text in _USER_AGGREGATES
+]
+USER_BASELINE_FEATURES = [
+    Feature(
+        "user_avg_amount_90d",
+        "DOUBLE",
+        "user",
+        "window",
+        "Average amount of the user in the 90 days before the transaction (baseline).",
+        aggregate="AVG",
+        value="amount",
+        window="90d",
+    ),
+    Feature(
+        "user_transaction_count_90d",
+        "BIGINT",
+        "user",
+        "window",
+        "Transactions of the user in the 90 days before the transaction (baseline).",
+        aggregate="COUNT",
+        value="1",
+        window="90d",
+    ),
+]
+MERCHANT_WINDOW_FEATURES = [
+    Feature(
+        f"merchant_{name}_{window}",
+        _TYPES.get(agg, "DOUBLE"),
+        "merchant",
+        "window",
+        f"{text} of the merchant in the {window} before the transaction.",
+        aggregate=agg,
+        value=value,
+        window=window,
+    )
+    for window in ("24h", "7d", "30d")
+    for name, agg, value, text in _MERCHANT_AGGREGATES
+]
+LABEL_FEATURES = [
+    Feature(
+        f"merchant_fraud_count_{window}",
+        "BIGINT",
+        "merchant",
+        "label",
+        f"Frauds at the merchant among its transactions of the {window} before the "
+        "transaction, counting only labels whose investigation had completed by then.",
+        window=window,
+    )
+    for window in ("7d", "30d")
+]
+# Derived from the above in the same pass (they need no window of their own).
+DERIVED_FEATURES = [
+    Feature(
+        "amount_to_user_avg_30d",
+        "DOUBLE",
+        "transaction",
+        "derived",
+        "Amount over the user's 30-day average amount (1.0 = usual); null without history.",
+        expression="amount / NULLIF(user_avg_amount_30d, 0)",
+    ),
+    *[
+        Feature(
+            f"merchant_fraud_rate_{w}",
+            "DOUBLE",
+            "merchant",
+            "derived",
+            f"Known fraud share of the merchant's transactions in the {w} before.",
+            expression=f"merchant_fraud_count_{w} / NULLIF(merchant_transaction_volume_{w}, 0)",
+        )
+        for w in ("7d", "30d")
+    ],
+]
+
+CATALOG: list[Feature] = [
+    *ROW_FEATURES,
+    *USER_WINDOW_FEATURES,
+    *USER_BASELINE_FEATURES,
+    *MERCHANT_WINDOW_FEATURES,
+    *LABEL_FEATURES,
+    *DERIVED_FEATURES,
+]
+BY_NAME = {f.name: f for f in CATALOG}
+MODEL_FEATURES = [f.name for f in CATALOG if f.dtype != "STRING"]
+CATEGORICAL_FEATURES = [f.name for f in CATALOG if f.dtype == "STRING"]

@@ -1,0 +1,113 @@
+"""Point in time, on hand-made cases: nothing later, and no label not yet known, leaks in."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from fraud_platform.features.catalog import BY_NAME, CATALOG, MODEL_FEATURES
+from fraud_platform.features.spark import compute_features
+
+T0 = int(datetime(2025, 3, 3, 12, tzinfo=UTC).timestamp() * 1000)
+MIN = 60_000
+HOUR = 60 * MIN
+DAY = 24 * HOUR
+COLUMNS = (
+    "transaction_id string, user_id string, merchant_id string, amount double, "
+    "ts_ms bigint, lat double, lon double, country string, device_id string, channel string, "
+    "declined boolean, home_lat double, home_lon double, merchant_category string, "
+    "merchant_risk_tier string"
+)
+
+
+def txn(tid, user, merchant, amount, ts, device="d1", declined=False, country="FR"):
+    return (tid, user, merchant, amount, ts, 48.85, 2.35, country, device, "card_present",
+            declined, 48.85, 2.35, "grocery", "low")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from fraud_platform.spark import get_spark
+
+    return get_spark("local[2]", {"spark.sql.shuffle.partitions": "4"})
+
+
+def features(spark, rows, labels=()):
+    frame = spark.createDataFrame(rows, COLUMNS).selectExpr(
+        "*", "timestamp_millis(ts_ms) AS `timestamp`"
+    )
+    label_frame = spark.createDataFrame(
+        list(labels) or [("none", False, 0)],
+        "transaction_id string, is_fraud boolean, complete_ms bigint",
+    )
+    return {
+        r["transaction_id"]: r.asDict()
+        for r in compute_features(spark, frame, label_frame).collect()
+    }
+
+
+def test_windows_see_only_strictly_earlier_events(spark):
+    rows = [
+        txn("a", "u", "m1", 10.0, T0),
+        txn("b", "u", "m2", 20.0, T0 + 10 * MIN, device="d2"),
+        txn("c", "u", "m1", 30.0, T0 + 10 * MIN),  # same millisecond as b
+        txn("d", "u", "m1", 40.0, T0 + 2 * HOUR),
+    ]
+    f = features(spark, rows)
+    assert f["a"]["user_transaction_count_24h"] == 0 and f["a"]["user_avg_amount_24h"] is None
+    assert f["a"]["seconds_since_last_transaction"] is None
+    for same_time in ("b", "c"):  # they do not see each other
+        assert f[same_time]["user_transaction_count_1h"] == 1
+        assert f[same_time]["user_total_spend_1h"] == 10.0
+        assert f[same_time]["seconds_since_last_transaction"] == 600.0
+    assert f["d"]["user_transaction_count_1h"] == 0
+    assert f["d"]["user_transaction_count_24h"] == 3
+    assert f["d"]["user_max_amount_24h"] == 30.0
+    assert f["d"]["user_distinct_merchants_24h"] == 2
+    assert f["d"]["amount_to_user_avg_30d"] == pytest.approx(40.0 / 20.0)
+    assert f["d"]["merchant_transaction_volume_24h"] == 2  # a and c at m1
+    assert f["d"]["distance_from_home_km"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_later_event_never_changes_an_earlier_row(spark):
+    early = [txn("a", "u", "m1", 10.0, T0), txn("b", "u", "m1", 20.0, T0 + HOUR)]
+    later = [txn("z", "u", "m9", 5000.0, T0 + HOUR + 1, device="new", country="JP")]
+    before, after = features(spark, early), features(spark, early + later)
+    for tid in ("a", "b"):
+        assert before[tid] == after[tid]
+
+
+def test_device_changes_are_counted_per_switch(spark):
+    rows = [
+        txn("a", "u", "m", 1.0, T0, device="d1"),
+        txn("b", "u", "m", 1.0, T0 + MIN, device="d2"),
+        txn("c", "u", "m", 1.0, T0 + 2 * MIN, device="d2"),
+        txn("d", "u", "m", 1.0, T0 + 3 * MIN, device="d1"),
+        txn("e", "u", "m", 1.0, T0 + 4 * MIN, device="d1"),
+    ]
+    f = features(spark, rows)
+    assert [f[t]["user_device_change_count_1h"] for t in "abcde"] == [0, 0, 1, 1, 2]
+
+
+def test_a_label_counts_only_once_its_investigation_completed(spark):
+    rows = [
+        txn("fraud", "u1", "m", 100.0, T0),
+        txn("before_known", "u2", "m", 10.0, T0 + HOUR),
+        txn("after_known", "u3", "m", 10.0, T0 + 6 * HOUR),
+        txn("elsewhere", "u4", "other", 10.0, T0 + 6 * HOUR),
+        txn("too_late", "u5", "m", 10.0, T0 + 8 * DAY),  # outside the 7d window
+    ]
+    labels = [("fraud", True, T0 + 5 * HOUR)]
+    f = features(spark, rows, labels)
+    assert f["before_known"]["merchant_fraud_count_7d"] == 0
+    assert f["after_known"]["merchant_fraud_count_7d"] == 1
+    assert f["after_known"]["merchant_fraud_rate_7d"] == pytest.approx(1 / 2)
+    assert f["elsewhere"]["merchant_fraud_count_7d"] == 0
+    assert f["too_late"]["merchant_fraud_count_7d"] == 0
+    assert f["too_late"]["merchant_fraud_count_30d"] == 1
+
+
+def test_every_catalog_feature_is_computed_with_its_type(spark):
+    f = features(spark, [txn("a", "u", "m", 1.0, T0)])
+    assert set(BY_NAME) <= set(f["a"])
+    assert len(CATALOG) == len(BY_NAME)  # names are unique
+    assert "amount" in MODEL_FEATURES and "merchant_category" not in MODEL_FEATURES
