@@ -6,10 +6,13 @@ so adding a domain is one import here.
 
 import dagster as dg
 
-from assets import kafka_topics
+from assets import features, kafka_topics, processed, raw
 from fraud_platform.resources import build_resources
 
 defs = dg.Definitions.merge(
     kafka_topics.defs,
+    raw.defs,
+    processed.defs,
+    features.defs,
     dg.Definitions(resources=build_resources()),
 )

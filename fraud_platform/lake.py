@@ -203,3 +203,17 @@ def read_json(filesystem: pafs.FileSystem, path: str) -> Any | None:
             return json.loads(f.read())
     except FileNotFoundError:
         return None
+
+
+# Layers written by the Spark batch (Hive partitions by date).
+PROCESSED_TRANSACTIONS_PATH = "processed/transactions"
+TRANSACTION_FEATURES_PATH = "processed/features"
+
+
+def existing_dates(lake, path: str, dates: list[str]) -> list[str]:
+    """The dates among `dates` that have a `date=` folder under `path`."""
+    from pyarrow.fs import FileType
+
+    filesystem, base = lake.filesystem()
+    infos = filesystem.get_file_info([f"{base}/{path}/date={d}" for d in dates])
+    return [d for d, info in zip(dates, infos, strict=True) if info.type == FileType.Directory]

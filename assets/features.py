@@ -1,0 +1,63 @@
+"""Features layer: every catalog feature of every transaction, point in time."""
+
+import dagster as dg
+
+from assets.processed import processed_transactions
+from assets.raw import raw_labels
+from fraud_platform.batch.metadata import lake_size, partition_dates, preview, timed
+from fraud_platform.batch.processing import feature_rows, write_partitions
+from fraud_platform.features.catalog import CATALOG, LONGEST_WINDOW_DAYS
+from fraud_platform.lake import TRANSACTION_FEATURES_PATH
+from fraud_platform.partitions import daily
+from fraud_platform.resources import LakeResource, SparkResource
+
+HISTORY = dg.TimeWindowPartitionMapping(
+    start_offset=-LONGEST_WINDOW_DAYS, end_offset=0, allow_nonexistent_upstream_partitions=True
+)
+
+
+@dg.asset(
+    key_prefix="features",
+    name="transaction_features",
+    group_name="features",
+    partitions_def=daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[
+        dg.AssetDep(processed_transactions, partition_mapping=HISTORY),
+        dg.AssetDep(raw_labels, partition_mapping=HISTORY),
+    ],
+    kinds={"spark", "parquet"},
+    pool="spark",
+)
+def transaction_features(
+    context: dg.AssetExecutionContext, spark: SparkResource, lake: LakeResource
+) -> dg.MaterializeResult:
+    """The catalog's features for each transaction of the day, from the processed history of
+    the longest window (90 days) before it and the labels known before each transaction."""
+    dates = partition_dates(context)
+    metadata: dict = {"dates": ", ".join(dates), "features": len(CATALOG)}
+    with timed(metadata):
+        frame = feature_rows(spark.session(), lake, dates)
+        if frame is None:
+            raise dg.Failure(
+                f"no processed transactions before {dates[-1]}: materialize them first"
+            )
+        frame = frame.cache()
+        rows = frame.count()
+        write_partitions(frame, lake, TRANSACTION_FEATURES_PATH)
+        head = [r.asDict() for r in frame.select(*[f.name for f in CATALOG[:8]]).limit(5).collect()]
+        frame.unpersist()
+    files, size = lake_size(lake, TRANSACTION_FEATURES_PATH, dates)
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "rows": rows,
+            "files": files,
+            "bytes": size,
+            "path": lake.uri(TRANSACTION_FEATURES_PATH),
+            "preview": preview(head),
+        }
+    )
+
+
+defs = dg.Definitions(assets=[transaction_features])

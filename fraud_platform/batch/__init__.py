@@ -1,0 +1,1 @@
+"""Spark batch transformations behind the Dagster assets."""

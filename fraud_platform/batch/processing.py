@@ -1,0 +1,115 @@
+"""Raw -> processed -> features, as Spark DataFrame code over lake partitions."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from fraud_platform.features.catalog import LONGEST_WINDOW_DAYS
+from fraud_platform.features.spark import compute_features
+from fraud_platform.lake import (
+    LABELS,
+    MERCHANTS,
+    PROCESSED_TRANSACTIONS_PATH,
+    RAW_TRANSACTIONS,
+    USERS,
+    existing_dates,
+)
+
+
+def date_range(first: str, last: str) -> list[str]:
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+def read_dates(spark, lake, path: str, dates: list[str]):
+    """The `date=` partitions of a lake table that exist among `dates`, or None."""
+    present = existing_dates(lake, path, dates)
+    if not present:
+        return None
+    return (
+        spark.read.option("basePath", lake.uri(path))
+        .parquet(*[lake.uri(path, f"date={d}") for d in present])
+        .drop("hour")
+    )
+
+
+def read_reference(spark, lake, path: str, key: str):
+    """A reference table (every source's file), one row per key."""
+    filesystem, base = lake.filesystem()
+    from pyarrow.fs import FileType
+
+    if filesystem.get_file_info(f"{base}/{path}").type != FileType.Directory:
+        return None
+    return spark.read.parquet(lake.uri(path)).dropDuplicates([key])
+
+
+def process_transactions(spark, lake, dates: list[str]):
+    """Typed, deduplicated (first by time, then Kafka position) and joined with users and
+    merchants. Returns (DataFrame, raw row count) or (None, 0) when no raw data exists."""
+    raw = read_dates(spark, lake, RAW_TRANSACTIONS.path, dates)
+    if raw is None:
+        return None, 0
+    raw_rows = raw.count()
+    raw.createOrReplaceTempView("raw_transactions")
+    users = read_reference(spark, lake, USERS.path, "user_id")
+    merchants = read_reference(spark, lake, MERCHANTS.path, "merchant_id")
+    (users or spark.createDataFrame([], USERS_EMPTY)).createOrReplaceTempView("users")
+    (merchants or spark.createDataFrame([], MERCHANTS_EMPTY)).createOrReplaceTempView("merchants")
+    processed = spark.sql(
+        """
+        WITH ranked AS (
+          SELECT *, ROW_NUMBER() OVER (
+            PARTITION BY transaction_id
+            ORDER BY `timestamp`, source_partition NULLS LAST, source_offset NULLS LAST) AS rank
+          FROM raw_transactions
+        )
+        SELECT r.transaction_id, r.user_id, r.merchant_id, r.amount, r.currency, r.`timestamp`,
+               unix_millis(r.`timestamp`) AS ts_ms, r.lat, r.lon, r.country, r.device,
+               r.device_id, r.channel, r.card_last4, r.declined,
+               u.home_lat, u.home_lon, u.home_country, u.account_type, u.kyc_status,
+               m.category AS merchant_category, m.risk_tier AS merchant_risk_tier,
+               m.country AS merchant_country,
+               CAST(r.date AS STRING) AS date
+        FROM ranked r
+        LEFT JOIN users u ON u.user_id = r.user_id
+        LEFT JOIN merchants m ON m.merchant_id = r.merchant_id
+        WHERE r.rank = 1
+        """
+    )
+    return processed, raw_rows
+
+
+USERS_EMPTY = (
+    "user_id string, home_lat double, home_lon double, home_country string, "
+    "account_type string, kyc_status string"
+)
+MERCHANTS_EMPTY = "merchant_id string, category string, risk_tier string, country string"
+
+
+def feature_rows(spark, lake, dates: list[str]):
+    """Catalog features of the transactions of `dates`, from processed rows of those dates and
+    the longest window before them, and every label known by the last date."""
+    first = date.fromisoformat(dates[0])
+    history = date_range((first - timedelta(days=LONGEST_WINDOW_DAYS)).isoformat(), dates[-1])
+    transactions = read_dates(spark, lake, PROCESSED_TRANSACTIONS_PATH, history)
+    if transactions is None:
+        return None
+    labels = read_dates(spark, lake, LABELS.path, history)
+    if labels is None:
+        labels = spark.createDataFrame(
+            [], "transaction_id string, is_fraud boolean, complete_ms bigint"
+        )
+    else:
+        labels = labels.selectExpr(
+            "transaction_id", "is_fraud", "unix_millis(investigation_complete_time) AS complete_ms"
+        )
+    features = compute_features(spark, transactions, labels)
+    wanted = ", ".join(f"'{d}'" for d in dates)
+    return features.where(f"CAST(to_date(`timestamp`) AS STRING) IN ({wanted})").selectExpr(
+        "*", "CAST(to_date(`timestamp`) AS STRING) AS date"
+    )
+
+
+def write_partitions(frame, lake, path: str) -> None:
+    """Overwrite exactly the `date=` partitions present in `frame` (dynamic overwrite)."""
+    frame.write.mode("overwrite").partitionBy("date").parquet(lake.uri(path))
