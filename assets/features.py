@@ -4,13 +4,19 @@ import dagster as dg
 
 from assets.processed import processed_transactions
 from assets.raw import raw_labels
+from fraud_platform.batch.aggregates import profiles, push_profiles
 from fraud_platform.batch.metadata import lake_size, partition_dates, preview, timed
 from fraud_platform.batch.processing import feature_rows, write_partitions
 from fraud_platform.features.catalog import CATALOG, LONGEST_WINDOW_DAYS
-from fraud_platform.lake import TRANSACTION_FEATURES_PATH
+from fraud_platform.lake import (
+    MERCHANT_PROFILES_PATH,
+    TRANSACTION_FEATURES_PATH,
+    USER_PROFILES_PATH,
+)
 from fraud_platform.partitions import daily
-from fraud_platform.resources import LakeResource, SparkResource
+from fraud_platform.resources import LakeResource, RedisResource, SparkResource
 
+PROFILE_PATHS = {"user": USER_PROFILES_PATH, "merchant": MERCHANT_PROFILES_PATH}
 HISTORY = dg.TimeWindowPartitionMapping(
     start_offset=-LONGEST_WINDOW_DAYS, end_offset=0, allow_nonexistent_upstream_partitions=True
 )
@@ -60,4 +66,52 @@ def transaction_features(
     )
 
 
-defs = dg.Definitions(assets=[transaction_features])
+@dg.asset(
+    key_prefix="features",
+    name="entity_profiles",
+    group_name="features",
+    partitions_def=daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[
+        dg.AssetDep(processed_transactions, partition_mapping=HISTORY),
+        dg.AssetDep(raw_labels, partition_mapping=HISTORY),
+    ],
+    kinds={"spark", "parquet", "redis"},
+    pool="spark",
+)
+def entity_profiles(
+    context: dg.AssetExecutionContext,
+    spark: SparkResource,
+    lake: LakeResource,
+    redis: RedisResource,
+) -> dg.MaterializeResult:
+    """User baselines (30/90-day amounts, counts, merchants, countries) and merchant risk
+    (volume, customers, known fraud rate) as of each day's end. The run's latest day is also
+    pushed to Redis as `user:{id}:profile` and `merchant:{id}` hashes (pipelined)."""
+    dates = partition_dates(context)
+    metadata: dict = {"dates": ", ".join(dates)}
+    counts = {}
+    with timed(metadata):
+        for day in dates:
+            built = profiles(spark.session(), lake, day)
+            if built is None:
+                raise dg.Failure(f"no processed transactions up to {day}: materialize them first")
+            for (entity, path), frame in zip(PROFILE_PATHS.items(), built, strict=True):
+                frame = frame.cache()
+                counts[entity] = frame.count()
+                frame.write.mode("overwrite").parquet(lake.uri(path, f"date={day}"))
+                if day == dates[-1]:
+                    push_profiles(frame, entity, redis.url)
+                frame.unpersist()
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "users": counts["user"],
+            "merchants": counts["merchant"],
+            "redis_as_of": dates[-1],
+            "path": lake.uri("processed/aggregates"),
+        }
+    )
+
+
+defs = dg.Definitions(assets=[transaction_features, entity_profiles])

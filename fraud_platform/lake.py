@@ -217,3 +217,7 @@ def existing_dates(lake, path: str, dates: list[str]) -> list[str]:
     filesystem, base = lake.filesystem()
     infos = filesystem.get_file_info([f"{base}/{path}/date={d}" for d in dates])
     return [d for d, info in zip(dates, infos, strict=True) if info.type == FileType.Directory]
+
+
+USER_PROFILES_PATH = "processed/aggregates/users"
+MERCHANT_PROFILES_PATH = "processed/aggregates/merchants"

@@ -199,3 +199,38 @@ CATALOG: list[Feature] = [
 BY_NAME = {f.name: f for f in CATALOG}
 MODEL_FEATURES = [f.name for f in CATALOG if f.dtype != "STRING"]
 CATEGORICAL_FEATURES = [f.name for f in CATALOG if f.dtype == "STRING"]
+
+
+@dataclass(frozen=True)
+class ProfileField:
+    """A field of an entity profile in Redis (`user:{id}:profile`, `merchant:{id}`), computed
+    by the nightly aggregates over the entity's processed transactions up to the day's end."""
+
+    name: str
+    window: str
+    aggregate: str  # AVG, STDDEV_POP, COUNT, COUNT_DISTINCT
+    value: str  # SQL over a processed row (known_fraud: a fraud label known by then)
+    description: str
+
+
+USER_PROFILE = [
+    ProfileField("avg_amount_30d", "30d", "AVG", "amount", "Average amount, 30 days."),
+    ProfileField("avg_amount_90d", "90d", "AVG", "amount", "Average amount, 90 days."),
+    ProfileField("std_amount_90d", "90d", "STDDEV_POP", "amount", "Amount spread, 90 days."),
+    ProfileField("transaction_count_30d", "30d", "COUNT", "1", "Transactions, 30 days."),
+    ProfileField("transaction_count_90d", "90d", "COUNT", "1", "Transactions, 90 days."),
+    ProfileField("distinct_merchants_30d", "30d", "COUNT_DISTINCT", "merchant_id", "Merchants."),
+    ProfileField("distinct_countries_90d", "90d", "COUNT_DISTINCT", "country", "Countries."),
+]
+MERCHANT_PROFILE = [
+    ProfileField("transaction_volume_30d", "30d", "COUNT", "1", "Transactions, 30 days."),
+    ProfileField("unique_customers_30d", "30d", "COUNT_DISTINCT", "user_id", "Customers."),
+    ProfileField("avg_amount_30d", "30d", "AVG", "amount", "Average amount, 30 days."),
+    ProfileField(
+        "fraud_rate_90d",
+        "90d",
+        "AVG",
+        "CASE WHEN known_fraud THEN 1.0 ELSE 0.0 END",
+        "Share of transactions with a fraud label known by the day's end, 90 days.",
+    ),
+]

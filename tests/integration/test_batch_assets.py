@@ -6,17 +6,23 @@ import dagster as dg
 import pyarrow.dataset as ds
 import pytest
 
-from assets.features import transaction_features
+from assets.features import entity_profiles, transaction_features
 from assets.processed import processed_transactions
 from assets.raw import raw_labels, raw_transactions
 from fraud_platform.features.catalog import CATALOG
-from fraud_platform.resources import LakeResource, SparkResource
+from fraud_platform.resources import LakeResource, RedisResource, SparkResource
 from fraud_platform.simulation.history import write_history
 from fraud_platform.simulation.reference import build_world
 
 pytestmark = pytest.mark.integration
 DAYS = ["2025-03-03", "2025-03-04", "2025-03-05"]
-GRAPH = [raw_transactions, raw_labels, processed_transactions, transaction_features]
+GRAPH = [
+    raw_transactions,
+    raw_labels,
+    processed_transactions,
+    transaction_features,
+    entity_profiles,
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +34,14 @@ def lake(tmp_path_factory):
     return lake
 
 
-def materialize(lake, spark_session, partition_range: tuple[str, str]):
+def materialize(lake, spark_session, partition_range: tuple[str, str], redis=None):
     spark = SparkResource(master="local[2]", shuffle_partitions=4)
+    redis = redis or RedisResource(url="redis://127.0.0.1:6379/15")
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             GRAPH,
             instance=instance,
-            resources={"lake": lake, "spark": spark},
+            resources={"lake": lake, "spark": spark, "redis": redis},
             tags={
                 "dagster/asset_partition_range_start": partition_range[0],
                 "dagster/asset_partition_range_end": partition_range[1],
@@ -52,8 +59,10 @@ def features_table(lake):
     )
 
 
-def test_three_days_in_one_run_then_idempotent(lake, spark):
-    result = materialize(lake, spark, (DAYS[0], DAYS[-1]))
+def test_three_days_in_one_run_then_idempotent(stack, settings, lake, spark):
+    redis = RedisResource(url=settings.redis_url.rsplit("/", 1)[0] + "/15")
+    redis.client().flushdb()
+    result = materialize(lake, spark, (DAYS[0], DAYS[-1]), redis)
     processed = result.asset_materializations_for_node("processed__transactions")
     assert len(processed) == 3  # one materialization per day, from one Spark run
     meta = processed[0].metadata
@@ -71,5 +80,20 @@ def test_three_days_in_one_run_then_idempotent(lake, spark):
     day_two = first.filter(ds.field("date") == DAYS[1])
     assert max(day_two["user_transaction_count_24h"].to_pylist()) > 0
 
-    materialize(lake, spark, (DAYS[1], DAYS[1]))  # re-materialize one partition
+    materialize(lake, spark, (DAYS[1], DAYS[1]), redis)  # re-materialize one partition
     assert features_table(lake).equals(first)
+
+
+def test_profiles_land_in_the_lake_and_in_redis(stack, settings, lake, spark):
+    redis = RedisResource(url=settings.redis_url.rsplit("/", 1)[0] + "/15")
+    redis.client().flushdb()
+    materialize(lake, spark, (DAYS[-1], DAYS[-1]), redis)
+    users = ds.dataset(f"{lake.root}/processed/aggregates/users/date={DAYS[-1]}").to_table()
+    client = redis.client()
+    assert client.dbsize() > 0
+    row = users.slice(0, 1).to_pylist()[0]
+    profile = client.hgetall(f"user:{row['user_id']}:profile")
+    assert float(profile[b"transaction_count_90d"]) == row["transaction_count_90d"]
+    assert 0 < client.ttl(f"user:{row['user_id']}:profile") <= 7 * 86_400
+    merchants = ds.dataset(f"{lake.root}/processed/aggregates/merchants/date={DAYS[-1]}").to_table()
+    assert client.exists(f"merchant:{merchants['merchant_id'][0].as_py()}")
