@@ -6,7 +6,7 @@ so adding a domain is one import here.
 
 import dagster as dg
 
-from assets import features, kafka_topics, processed, raw
+from assets import features, kafka_topics, models, processed, raw, training
 from fraud_platform.resources import build_resources
 
 defs = dg.Definitions.merge(
@@ -14,5 +14,7 @@ defs = dg.Definitions.merge(
     raw.defs,
     processed.defs,
     features.defs,
+    training.defs,
+    models.defs,
     dg.Definitions(resources=build_resources()),
 )

@@ -1,0 +1,1 @@
+"""Models: training sets, XGBoost training, evaluation and the registry in the lake."""

@@ -1,0 +1,142 @@
+"""The model registry in the lake: candidates, the production pointer, promotion history.
+
+    models/candidates/{version}/model.json     XGBoost model
+    models/candidates/{version}/metadata.json  training partitions, features, params, code
+                                               version, metrics
+    models/current                             {"version": ...}: what the scorer serves
+    models/promotions.jsonl                    every promotion and rollback, appended
+
+A pointer file instead of a symlink works the same on a local lake and on S3.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime
+from typing import Any
+
+from fraud_platform.config import PROJECT_ROOT
+from fraud_platform.lake import read_json, write_atomically
+
+CANDIDATES = "models/candidates"
+CURRENT = "models/current"
+HISTORY = "models/promotions.jsonl"
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done; the text says why."""
+
+
+def code_version() -> str:
+    """The git commit of the code that trains, with a mark when the tree has local changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        return f"{commit}{'+dirty' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def save_candidate(lake, version: str, model_json: bytes, metadata: dict[str, Any]) -> str:
+    filesystem, base = lake.filesystem()
+    folder = f"{base}/{CANDIDATES}/{version}"
+    write_atomically(filesystem, f"{folder}/model.json", model_json)
+    write_atomically(filesystem, f"{folder}/metadata.json", json.dumps(metadata, indent=2).encode())
+    return lake.uri(CANDIDATES, version)
+
+
+def load_metadata(lake, version: str) -> dict[str, Any]:
+    filesystem, base = lake.filesystem()
+    metadata = read_json(filesystem, f"{base}/{CANDIDATES}/{version}/metadata.json")
+    if metadata is None:
+        raise RegistryError(f"no model {version!r} under {lake.uri(CANDIDATES)}")
+    return metadata
+
+
+def load_booster(lake, version: str):
+    import xgboost as xgb
+
+    filesystem, base = lake.filesystem()
+    with filesystem.open_input_stream(f"{base}/{CANDIDATES}/{version}/model.json") as f:
+        data = f.read()
+    booster = xgb.Booster()
+    booster.load_model(bytearray(data))
+    return booster
+
+
+def current_version(lake) -> str | None:
+    filesystem, base = lake.filesystem()
+    pointer = read_json(filesystem, f"{base}/{CURRENT}")
+    return None if pointer is None else pointer["version"]
+
+
+def history(lake) -> list[dict[str, Any]]:
+    filesystem, base = lake.filesystem()
+    try:
+        with filesystem.open_input_stream(f"{base}/{HISTORY}") as f:
+            return [json.loads(line) for line in f.read().decode().splitlines() if line]
+    except FileNotFoundError:
+        return []
+
+
+def _record(lake, event: dict[str, Any]) -> None:
+    filesystem, base = lake.filesystem()
+    lines = [json.dumps(e) for e in [*history(lake), event]]
+    write_atomically(filesystem, f"{base}/{HISTORY}", ("\n".join(lines) + "\n").encode())
+
+
+def promote(lake, version: str, reason: str) -> None:
+    """Point models/current at `version` and record why."""
+    load_metadata(lake, version)  # it must exist
+    previous = current_version(lake)
+    filesystem, base = lake.filesystem()
+    write_atomically(filesystem, f"{base}/{CURRENT}", json.dumps({"version": version}).encode())
+    _record(
+        lake,
+        {
+            "action": "promote",
+            "version": version,
+            "previous": previous,
+            "reason": reason,
+            "at": datetime.now(UTC).isoformat(),
+        },
+    )
+
+
+def rollback(lake) -> str:
+    """Point models/current back at the version it replaced; returns that version."""
+    current = current_version(lake)
+    promotions = [e for e in history(lake) if e["action"] in ("promote", "rollback")]
+    if current is None or not promotions or promotions[-1]["version"] != current:
+        raise RegistryError("nothing to roll back: no promotion led to the current model")
+    previous = promotions[-1]["previous"]
+    if previous is None:
+        raise RegistryError(f"{current} was the first production model: nothing before it")
+    filesystem, base = lake.filesystem()
+    write_atomically(filesystem, f"{base}/{CURRENT}", json.dumps({"version": previous}).encode())
+    _record(
+        lake,
+        {
+            "action": "rollback",
+            "version": previous,
+            "previous": current,
+            "reason": "manual rollback",
+            "at": datetime.now(UTC).isoformat(),
+        },
+    )
+    return previous
