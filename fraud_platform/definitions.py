@@ -8,6 +8,7 @@ import dagster as dg
 
 from assets import features, kafka_topics, models, processed, raw, training
 from fraud_platform.resources import build_resources
+from sensors import labels, schedules
 
 defs = dg.Definitions.merge(
     kafka_topics.defs,
@@ -16,5 +17,7 @@ defs = dg.Definitions.merge(
     features.defs,
     training.defs,
     models.defs,
+    schedules.defs,
+    labels.defs,
     dg.Definitions(resources=build_resources()),
 )
