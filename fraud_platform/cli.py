@@ -376,5 +376,64 @@ def import_(source: Path, mapping: str, target: str, shift_to_now: bool) -> None
     console.print(f"imported {rows:,} transactions and {labels:,} labels ({target})")
 
 
+@main.command()
+@click.option("--train-start", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--train-days", default=28, show_default=True)
+@click.option(
+    "--delay-days",
+    default=7,
+    show_default=True,
+    help="Days labels get to mature after the last test day.",
+)
+@click.option("--test-days", default=7, show_default=True)
+@click.option("--rounds", default=200, show_default=True, help="Boosting rounds.")
+def train(train_start, train_days: int, delay_days: int, test_days: int, rounds: int) -> None:
+    """Train and evaluate a model on any period of the lake's data, and print its metrics.
+
+    Materializes, for that period, raw -> processed -> features -> training set -> candidate
+    -> evaluation -> promotion, with the same assets as the nightly run.
+    """
+    from fraud_platform.models.train_command import run_training
+
+    try:
+        outcome = run_training(
+            train_start.date(), train_days, delay_days, test_days, rounds, console.print
+        )
+    except (ValueError, RuntimeError) as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(1)
+    table = Table("model", "AUC-ROC", "avg precision", "precision@t", "recall@t", "frauds/rows")
+    for name, m in outcome["report"]["metrics"].items():
+        table.add_row(
+            name,
+            f"{m['auc_roc']:.4f}",
+            f"{m['average_precision']:.4f}",
+            f"{m['precision_at_threshold']:.3f}",
+            f"{m['recall_at_threshold']:.3f}",
+            f"{m['positives']}/{m['rows']}",
+        )
+    Console().print(table)
+    console.print(f"candidate {outcome['version']} (as of {outcome['as_of']})")
+
+
+@main.group()
+def model() -> None:
+    """The model registry in the lake (models/)."""
+
+
+@model.command()
+def rollback() -> None:
+    """Point models/current back at the model the last promotion replaced."""
+    from fraud_platform.models import registry
+    from fraud_platform.resources import build_resources
+
+    try:
+        version = registry.rollback(build_resources()["lake"])
+    except registry.RegistryError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(1)
+    console.print(f"models/current is {version} again")
+
+
 if __name__ == "__main__":
     main()

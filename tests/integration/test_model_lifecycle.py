@@ -108,3 +108,25 @@ def test_promotion_refuses_a_model_no_better_than_production(lake, trained):
     assert decision["promoted"].value is False
     assert "not better than production" in decision["reason"].value
     assert registry.current_version(lake) == before
+
+
+def test_train_command_trains_and_evaluates_any_period(lake, trained, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from fraud_platform.cli import main
+    from fraud_platform.models.train_command import plan
+
+    start = date.fromisoformat(FIRST) + timedelta(days=2)
+    steps = plan(start, train_days=10, delay_days=3, test_days=5)
+    assert steps["as_of"] == (start + timedelta(days=17)).isoformat()
+    assert steps["features_end"] == (start + timedelta(days=14)).isoformat()
+    monkeypatch.setenv("FRAUD_LAKE_ROOT", lake.root)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    args = ["train", "--train-start", start.isoformat(), "--train-days", "10",
+            "--delay-days", "3", "--test-days", "5", "--rounds", "50"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "AUC-ROC" in result.output and f"as of {steps['as_of']}" in result.output
+
+    early = CliRunner().invoke(main, ["train", "--train-start", "2000-01-01"])
+    assert early.exit_code == 1 and "no raw transactions on 2000-01-01" in early.output
