@@ -15,8 +15,6 @@ from fraud_platform.models.training import FEATURES, evaluate, load_training_set
 from fraud_platform.partitions import daily
 from fraud_platform.resources import LakeResource
 
-PERFORMANCE = "analytics/model_performance"
-
 
 class ModelConfig(dg.Config):
     rounds: int = 200
@@ -74,6 +72,13 @@ def candidate_model(
     )
 
 
+def _candidate_of(lake: LakeResource, day: str) -> str:
+    version = registry.latest_candidate(lake, day)
+    if version is None:
+        raise dg.Failure(f"no candidate model trained as of {day}: materialize models/candidate")
+    return version
+
+
 def _image_md(images: dict[str, bytes]) -> str:
     return "\n\n".join(
         f"![{kind}](data:image/png;base64,{base64.b64encode(png).decode()})"
@@ -99,7 +104,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     thresholds = Thresholds.from_env()
     filesystem, base = lake.filesystem()
     for day in partition_dates(context):
-        version = _latest_candidate(lake, day)
+        version = _candidate_of(lake, day)
         frame = load_training_set(lake, day)
         test = frame[frame["split"] == "test"]
         labels = test["label"].to_numpy()
@@ -111,7 +116,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
             name: evaluate(labels, s, thresholds.review).as_dict() for name, s in scores.items()
         }
         images = curves_png(labels, scores)
-        folder = f"{base}/{PERFORMANCE}/{version}"
+        folder = f"{base}/{registry.EVALUATIONS}/{version}"
         for kind, png in images.items():
             write_atomically(filesystem, f"{folder}/{kind}.png", png)
         report = {"candidate": version, "production": production, "metrics": results}
@@ -121,24 +126,9 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
         "production": production or "none",
         "metrics": dg.MetadataValue.json(results),
         "curves": dg.MetadataValue.md(_image_md(images)),
-        "path": lake.uri(PERFORMANCE, version),
+        "path": lake.uri(registry.EVALUATIONS, version),
     }
     return dg.MaterializeResult(metadata=metadata)
-
-
-def _latest_candidate(lake: LakeResource, day: str) -> str:
-    from pyarrow.fs import FileSelector, FileType
-
-    filesystem, base = lake.filesystem()
-    selector = FileSelector(f"{base}/{registry.CANDIDATES}", allow_not_found=True)
-    found = [
-        info
-        for info in filesystem.get_file_info(selector)
-        if info.type == FileType.Directory and info.base_name.startswith(day)
-    ]
-    if not found:
-        raise dg.Failure(f"no candidate model trained as of {day}: materialize models/candidate")
-    return max(found, key=lambda info: info.mtime).base_name
 
 
 @dg.asset(
@@ -157,8 +147,8 @@ def production_model(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     thresholds = Thresholds.from_env()
     filesystem, base = lake.filesystem()
     day = partition_dates(context)[-1]  # a backfill promotes, at most, its latest candidate
-    version = _latest_candidate(lake, day)
-    report = read_json(filesystem, f"{base}/{PERFORMANCE}/{version}/evaluation.json")
+    version = _candidate_of(lake, day)
+    report = read_json(filesystem, f"{base}/{registry.EVALUATIONS}/{version}/evaluation.json")
     if report is None:
         raise dg.Failure(f"{version} has no evaluation: materialize models/evaluation first")
     promote, reason = promotion_decision(

@@ -35,9 +35,9 @@ def read_dates(spark, lake, path: str, dates: list[str]):
 
 def read_reference(spark, lake, path: str, key: str):
     """A reference table (every source's file), one row per key."""
-    filesystem, base = lake.filesystem()
     from pyarrow.fs import FileType
 
+    filesystem, base = lake.filesystem()
     if filesystem.get_file_info(f"{base}/{path}").type != FileType.Directory:
         return None
     return spark.read.parquet(lake.uri(path)).dropDuplicates([key])

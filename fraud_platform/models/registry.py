@@ -20,6 +20,7 @@ from fraud_platform.config import PROJECT_ROOT
 from fraud_platform.lake import read_json, write_atomically
 
 CANDIDATES = "models/candidates"
+EVALUATIONS = "analytics/model_performance"  # evaluation.json, roc.png, pr.png per version
 CURRENT = "models/current"
 HISTORY = "models/promotions.jsonl"
 
@@ -79,6 +80,20 @@ def load_booster(lake, version: str):
     return booster
 
 
+def latest_candidate(lake, as_of: str) -> str | None:
+    """The most recently trained candidate for `as_of` (versions start with the date)."""
+    from pyarrow.fs import FileSelector, FileType
+
+    filesystem, base = lake.filesystem()
+    selector = FileSelector(f"{base}/{CANDIDATES}", allow_not_found=True)
+    found = [
+        info
+        for info in filesystem.get_file_info(selector)
+        if info.type == FileType.Directory and info.base_name.startswith(as_of)
+    ]
+    return max(found, key=lambda info: info.mtime).base_name if found else None
+
+
 def current_version(lake) -> str | None:
     filesystem, base = lake.filesystem()
     pointer = read_json(filesystem, f"{base}/{CURRENT}")
@@ -94,8 +109,17 @@ def history(lake) -> list[dict[str, Any]]:
         return []
 
 
-def _record(lake, event: dict[str, Any]) -> None:
+def _point(lake, action: str, version: str, previous: str | None, reason: str) -> None:
+    """Move models/current to `version` and append the move to the history."""
     filesystem, base = lake.filesystem()
+    write_atomically(filesystem, f"{base}/{CURRENT}", json.dumps({"version": version}).encode())
+    event = {
+        "action": action,
+        "version": version,
+        "previous": previous,
+        "reason": reason,
+        "at": datetime.now(UTC).isoformat(),
+    }
     lines = [json.dumps(e) for e in [*history(lake), event]]
     write_atomically(filesystem, f"{base}/{HISTORY}", ("\n".join(lines) + "\n").encode())
 
@@ -103,19 +127,7 @@ def _record(lake, event: dict[str, Any]) -> None:
 def promote(lake, version: str, reason: str) -> None:
     """Point models/current at `version` and record why."""
     load_metadata(lake, version)  # it must exist
-    previous = current_version(lake)
-    filesystem, base = lake.filesystem()
-    write_atomically(filesystem, f"{base}/{CURRENT}", json.dumps({"version": version}).encode())
-    _record(
-        lake,
-        {
-            "action": "promote",
-            "version": version,
-            "previous": previous,
-            "reason": reason,
-            "at": datetime.now(UTC).isoformat(),
-        },
-    )
+    _point(lake, "promote", version, current_version(lake), reason)
 
 
 def rollback(lake) -> str:
@@ -127,16 +139,5 @@ def rollback(lake) -> str:
     previous = promotions[-1]["previous"]
     if previous is None:
         raise RegistryError(f"{current} was the first production model: nothing before it")
-    filesystem, base = lake.filesystem()
-    write_atomically(filesystem, f"{base}/{CURRENT}", json.dumps({"version": previous}).encode())
-    _record(
-        lake,
-        {
-            "action": "rollback",
-            "version": previous,
-            "previous": current,
-            "reason": "manual rollback",
-            "at": datetime.now(UTC).isoformat(),
-        },
-    )
+    _point(lake, "rollback", previous, current, "manual rollback")
     return previous

@@ -85,10 +85,10 @@ def run_training(
             }
         },
     )
-    from assets.models import PERFORMANCE, _latest_candidate
     from fraud_platform.lake import read_json
+    from fraud_platform.models import registry
 
-    version = _latest_candidate(lake, steps["as_of"])
+    version = registry.latest_candidate(lake, steps["as_of"])
     filesystem, base = lake.filesystem()
-    report = read_json(filesystem, f"{base}/{PERFORMANCE}/{version}/evaluation.json")
+    report = read_json(filesystem, f"{base}/{registry.EVALUATIONS}/{version}/evaluation.json")
     return {"version": version, **steps, "report": report}
