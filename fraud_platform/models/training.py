@@ -76,7 +76,9 @@ def to_matrix(frame: pd.DataFrame) -> pd.DataFrame:
     for name in MODEL_FEATURES:
         matrix[name] = pd.to_numeric(matrix[name], errors="coerce").astype("float64")
     for name in CATEGORICAL_FEATURES:
-        matrix[name] = matrix[name].astype("category")
+        # Sources without the attribute (the handbook has no merchant category) still train:
+        # a missing value is its own level. XGBoost keeps the levels and re-codes at scoring.
+        matrix[name] = matrix[name].astype("object").fillna("unknown").astype("category")
     return matrix
 
 
