@@ -20,6 +20,11 @@ PROFILE_PATHS = {"user": USER_PROFILES_PATH, "merchant": MERCHANT_PROFILES_PATH}
 HISTORY = dg.TimeWindowPartitionMapping(
     start_offset=-LONGEST_WINDOW_DAYS, end_offset=0, allow_nonexistent_upstream_partitions=True
 )
+# Both feature assets read the processed history of the longest window and its labels.
+HISTORY_DEPS = [
+    dg.AssetDep(processed_transactions, partition_mapping=HISTORY),
+    dg.AssetDep(raw_labels, partition_mapping=HISTORY),
+]
 
 
 @dg.asset(
@@ -28,10 +33,7 @@ HISTORY = dg.TimeWindowPartitionMapping(
     group_name="features",
     partitions_def=daily,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[
-        dg.AssetDep(processed_transactions, partition_mapping=HISTORY),
-        dg.AssetDep(raw_labels, partition_mapping=HISTORY),
-    ],
+    deps=HISTORY_DEPS,
     kinds={"spark", "parquet"},
     pool="spark",
 )
@@ -72,10 +74,7 @@ def transaction_features(
     group_name="features",
     partitions_def=daily,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[
-        dg.AssetDep(processed_transactions, partition_mapping=HISTORY),
-        dg.AssetDep(raw_labels, partition_mapping=HISTORY),
-    ],
+    deps=HISTORY_DEPS,
     kinds={"spark", "parquet", "redis"},
     pool="spark",
 )

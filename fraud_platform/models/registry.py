@@ -29,26 +29,17 @@ class RegistryError(RuntimeError):
     """A registry operation that cannot be done; the text says why."""
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10, check=True
+    ).stdout.strip()
+
+
 def code_version() -> str:
     """The git commit of the code that trains, with a mark when the tree has local changes."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        return f"{commit}{'+dirty' if dirty else ''}"
+        dirty = "+dirty" if _git("status", "--porcelain") else ""
+        return f"{_git('rev-parse', '--short', 'HEAD')}{dirty}"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
