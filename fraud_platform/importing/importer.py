@@ -107,6 +107,11 @@ def _timestamps(column: pa.Array) -> pa.Array:
     ).cast(UTC_MS)
 
 
+def source_times(source: pa.Table, mapping: Mapping) -> pa.Array:
+    """The source's transaction times as UTC milliseconds, in source order."""
+    return _timestamps(_column(source, mapping.transaction["timestamp"], "timestamp"))
+
+
 def map_transactions(source: pa.Table, mapping: Mapping) -> pa.Table:
     """The source as a raw-transactions table, sorted by time; unmapped fields null."""
     n = source.num_rows
@@ -163,9 +168,7 @@ def import_to_lake(
     file_name = f"part-import-{mapping.name}.parquet"
     write_transactions_by_hour(lake, transactions, file_name)
     progress(f"wrote {transactions.num_rows:,} transactions")
-    labels = map_labels(
-        source, _timestamps(_column(source, mapping.transaction["timestamp"], "timestamp")), mapping
-    )
+    labels = map_labels(source, source_times(source, mapping), mapping)
     n_labels = 0
     if labels is not None:
         n_labels = write_labels_by_completion(
@@ -211,7 +214,7 @@ def import_to_kafka(
     from fraud_platform.topics import FRAUD_LABELS, TRANSACTIONS_INGEST, topic_name
 
     source = read_source(source_path)
-    times = _timestamps(_column(source, mapping.transaction["timestamp"], "timestamp"))
+    times = source_times(source, mapping)
     now_ms = int(time.time() * 1000)
     millis = pc.cast(times, pa.int64())
     shift = now_ms - pc.max(millis).as_py() if shift_to_now else 0
@@ -229,7 +232,7 @@ def import_to_kafka(
             mapping.transaction["timestamp"]["column"],
             pc.cast(pc.add(millis, shift), pa.int64()),
         )
-        times = _timestamps(source[mapping.transaction["timestamp"]["column"]].combine_chunks())
+        times = source_times(source, mapping)
     transactions = map_transactions(source, mapping)
     ingest = topic_name(TRANSACTIONS_INGEST.name, topic_prefix)
     sent = 0
