@@ -6,6 +6,8 @@ UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 .PHONY: setup run test down status bench
 
 setup:
+	@command -v cargo >/dev/null 2>&1 || { echo "cargo not found: the validator's native kernel \
+	(native/) needs Rust; install it with rustup (https://rustup.rs) and retry"; exit 1; }
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
 		|| python3 -m pip install --quiet --disable-pip-version-check uv
 	$(UV) sync --frozen

@@ -102,3 +102,49 @@ def test_nothing_lost_or_doubled_when_killed_mid_stream(settings, topics, tmp_pa
     ids = table["transaction_id"].to_pylist()
     assert len(ids) == len(good)
     assert len(set(ids)) == len(ids)
+
+
+def test_members_joining_and_leaving_mid_stream_neither_lose_nor_double(settings, topics, tmp_path):
+    """Each rebalance revokes partitions while a batch is staged: it must be committed by its
+    owner before the partitions move, and the new owner must start after it."""
+    env = {
+        **os.environ,
+        "FRAUD_TOPIC_PREFIX": topics.prefix,
+        "FRAUD_VALIDATOR_METRICS_PORT": "0",
+        "FRAUD_VALIDATOR_BATCH": "700",
+    }
+    now = int(time.time() * 1000)
+    good = [TRANSACTION.encode(transaction(i, now, topics.prefix)) for i in range(30_000)]
+    feeder = threading.Thread(
+        target=lambda: [
+            (
+                topics.produce("transactions-ingest", [(b"k", v) for v in good[i : i + 1500]]),
+                time.sleep(0.3),
+            )
+            for i in range(0, len(good), 1500)
+        ]
+    )
+    with open(tmp_path / "validators.log", "ab") as log:
+        first = start(["validate"], {**env, "FRAUD_VALIDATOR_INSTANCE": "a"}, log)
+        feeder.start()
+        time.sleep(2.0)
+        second = start(["validate"], {**env, "FRAUD_VALIDATOR_INSTANCE": "b"}, log)
+        time.sleep(2.0)
+        first.send_signal(signal.SIGTERM)  # leaves the group: its partitions move to `second`
+        assert first.wait(30) == 0
+        third = start(["validate"], {**env, "FRAUD_VALIDATOR_INSTANCE": "c"}, log)
+        feeder.join()
+        try:
+            # `first` was a static member: its partitions move after its session times out.
+            deadline = time.monotonic() + 90
+            raw, dead = topics.outputs()
+            while len(raw) < len(good) and time.monotonic() < deadline:
+                raw, dead = topics.outputs()
+        finally:
+            for process in (second, third):
+                process.send_signal(signal.SIGTERM)
+                process.wait(30)
+    ids = [TRANSACTION.decode(m.value())["transaction_id"] for m in raw]
+    assert sum(len(v) for v in dead.values()) == 0
+    assert len(set(ids)) == len(good)
+    assert len(ids) == len(good), f"{len(ids) - len(set(ids))} written twice"

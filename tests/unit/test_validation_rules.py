@@ -1,11 +1,12 @@
-"""The Layer-1 rules, including property tests: random input never crashes the rules."""
+"""The Layer-1 rules (native kernel), including property tests: random input never crashes
+the rules, and the kernel's Avro decoding agrees with fastavro, which every consumer uses."""
 
 import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraud_platform.contracts import TRANSACTION
+from fraud_platform.contracts import FRAUD_LABEL, TRANSACTION, ContractError, decode_any
 from fraud_platform.ingestion.rules import INCOMPLETE, SCHEMA_ERRORS, Rules
 
 NOW = 1_764_000_000_000
@@ -28,14 +29,58 @@ def valid(**overrides) -> dict:
 
 
 def test_a_valid_record_passes():
-    record, rejection = RULES.check(TRANSACTION.encode(valid()), NOW)
-    assert rejection is None and record["transaction_id"] == "txn_1"
+    verdict = RULES.check(TRANSACTION.encode(valid()), NOW)
+    assert verdict.rejection is None
+    assert (verdict.transaction_id, verdict.user_id) == ("txn_1", "user_1")
+
+
+def test_a_batch_keeps_order_and_names_each_reject():
+    values = [
+        TRANSACTION.encode(valid(transaction_id="a")),
+        b"not avro",
+        None,
+        FRAUD_LABEL.encode(
+            {
+                "transaction_id": "a",
+                "is_fraud": True,
+                "transaction_time": NOW,
+                "investigation_complete_time": NOW,
+            }
+        ),
+        TRANSACTION.encode(valid(transaction_id="b", amount=-1.0)),
+        TRANSACTION.encode(valid(transaction_id="c")) + b"x",
+        b"\x00" + b"\xff" * 4 + b"body",
+        TRANSACTION.encode(valid(transaction_id="d")),
+    ]
+    verdicts = RULES.check_batch(values, NOW)
+    assert [v[0] for v in verdicts] == ["a", None, None, None, "b", None, None, "d"]
+    assert [v[2] and v[2][1] for v in verdicts] == [
+        None,
+        "undecodable",
+        "empty_message",
+        "wrong_contract",
+        "amount_out_of_range",
+        "undecodable",
+        "undecodable",
+        None,
+    ]
+    assert (
+        verdicts[5][2][2]
+        == "1 bytes left after a transaction v1 record: not written with this schema"
+    )
+    assert verdicts[6][2][2] == "schema id 4294967295 is not registered"
+
+
+def test_oversized_messages_are_rejected_before_decoding():
+    rules = Rules(max_message_bytes=100)
+    rejection = rules.check(TRANSACTION.encode(valid(device_id="x" * 200)), NOW).rejection
+    assert rejection.reason == "oversized" and "more than the 100 allowed" in rejection.detail
 
 
 def test_each_rule_names_the_field():
     cases = {
         "amount 0.0 is not in": valid(amount=0.0),
-        "currency 'ABC'": valid(currency="ABC"),
+        'currency "ABC"': valid(currency="ABC"),
         "ahead of the validator's clock": valid(timestamp=NOW + 3_600_000),
         "days old": valid(timestamp=NOW - 30 * 86_400_000),
         "is not on Earth": valid(location={"lat": 0.0, "lon": 200.0}),
@@ -65,13 +110,40 @@ def test_thresholds_come_from_the_environment(monkeypatch):
     assert rules.check_record(valid(currency="XBT"), NOW) is None
 
 
-@settings(max_examples=500, deadline=None)
+def fastavro_reads(data: bytes) -> dict | None:
+    try:
+        return decode_any(data)[1]
+    except ContractError:
+        return None
+
+
+@settings(max_examples=1000, deadline=None)
 @given(st.binary(max_size=300))
 def test_random_bytes_never_crash_and_are_always_classified(data):
-    record, rejection = RULES.check(data, NOW)
-    assert (rejection is None) == (record is not None and RULES.check_record(record, NOW) is None)
-    if rejection is not None:
-        assert rejection.reason and rejection.detail
+    verdict = RULES.check(data, NOW)
+    assert verdict.rejection is None or (verdict.rejection.reason and verdict.rejection.detail)
+    if verdict.rejection is None or verdict.rejection.reason != "undecodable":
+        # Whatever the kernel decodes, fastavro decodes to the same ids.
+        record = fastavro_reads(data)
+        assert record is not None
+        assert record.get("transaction_id") == verdict.transaction_id
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(min_size=1, max_size=120))
+def test_framed_random_bodies_decode_alike_in_kernel_and_fastavro(body):
+    """Random bodies behind a valid transaction header: the kernel is never more lenient than
+    fastavro, and when both decode they read the same ids."""
+    data = b"\x00\x00\x00\x00\x01" + body
+    verdict = RULES.check(data, NOW)
+    record = fastavro_reads(data)
+    if record is None:
+        assert verdict.rejection is not None and verdict.rejection.reason == "undecodable"
+    elif verdict.rejection is None or verdict.rejection.reason != "undecodable":
+        assert (verdict.transaction_id, verdict.user_id) == (
+            record["transaction_id"],
+            record["user_id"],
+        )
 
 
 optional_text = st.one_of(st.none(), st.text(max_size=20))
@@ -96,6 +168,10 @@ records = st.fixed_dictionaries(
 @settings(max_examples=500, deadline=None)
 @given(records)
 def test_random_records_encode_and_are_always_classified(record):
-    decoded, rejection = RULES.check(TRANSACTION.encode(record), int(time.time() * 1000))
-    assert decoded is not None
-    assert rejection is None or rejection.dlq in {SCHEMA_ERRORS, INCOMPLETE}
+    verdict = RULES.check(TRANSACTION.encode(record), int(time.time() * 1000))
+    assert verdict.transaction_id == record["transaction_id"]
+    assert verdict.user_id == record["user_id"]
+    assert verdict.rejection is None or verdict.rejection.dlq in {SCHEMA_ERRORS, INCOMPLETE}
+    if verdict.rejection is None:
+        assert record["transaction_id"] and record["user_id"] and record["merchant_id"]
+        assert 0 < record["amount"] <= RULES.max_amount
