@@ -10,23 +10,27 @@ import pyarrow.dataset as ds
 
 from assets.kafka_topics import topic_asset_key
 from fraud_platform.batch.metadata import lake_size, partition_dates, preview
+from fraud_platform.ingestion.rules import Rules
 from fraud_platform.lake import LABELS, PREDICTIONS, RAW_TRANSACTIONS, LakeTable, existing_dates
 from fraud_platform.partitions import daily
+from fraud_platform.quality.checks import suite_checks
 from fraud_platform.resources import LakeResource
+
+
+def _day(lake: LakeResource, table: LakeTable, day: str) -> ds.Dataset:
+    filesystem, base = lake.filesystem()
+    return ds.dataset(f"{base}/{table.path}/date={day}", filesystem=filesystem, format="parquet")
 
 
 def _describe(lake: LakeResource, table: LakeTable, dates: list[str]) -> dict:
     files, size = lake_size(lake, table.path, dates)
-    filesystem, base = lake.filesystem()
     rows_by_date, head = {}, []
     present = set(existing_dates(lake, table.path, dates))
     for day in dates:
         if day not in present:
             rows_by_date[day] = 0
             continue
-        dataset = ds.dataset(
-            f"{base}/{table.path}/date={day}", filesystem=filesystem, format="parquet"
-        )
+        dataset = _day(lake, table, day)
         rows_by_date[day] = dataset.count_rows()
         head = head or dataset.head(5).to_pylist()
     return {
@@ -85,4 +89,22 @@ raw_predictions = _raw_asset(
     "The scorer's predictions of the day (raw/predictions/).",
 )
 
-defs = dg.Definitions(assets=[raw_transactions, raw_labels, raw_predictions])
+
+def _raw_transactions_of(resources: dict, day: str):
+    """The day's raw transactions as pandas (empty, with the lake's columns, when missing)."""
+    lake = resources["lake"]
+    if not existing_dates(lake, RAW_TRANSACTIONS.path, [day]):
+        return RAW_TRANSACTIONS.schema.empty_table().to_pandas()
+    return _day(lake, RAW_TRANSACTIONS, day).to_table().to_pandas()
+
+
+raw_checks = suite_checks(
+    "raw/transactions",
+    _raw_transactions_of,
+    {"lake"},
+    currencies=sorted(Rules.from_env().currencies),
+)
+
+defs = dg.Definitions(
+    assets=[raw_transactions, raw_labels, raw_predictions], asset_checks=raw_checks
+)

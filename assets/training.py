@@ -5,8 +5,15 @@ import dagster as dg
 from assets.features import transaction_features
 from assets.raw import raw_labels
 from fraud_platform.batch.metadata import lake_size, partition_dates, timed
-from fraud_platform.models.training import TRAINING_SETS_PATH, TrainingWindow, build_training_set
+from fraud_platform.models.training import (
+    FEATURES,
+    TRAINING_SETS_PATH,
+    TrainingWindow,
+    build_training_set,
+    load_training_set,
+)
 from fraud_platform.partitions import daily
+from fraud_platform.quality.checks import suite_checks
 from fraud_platform.resources import LakeResource, SparkResource
 
 WINDOW = dg.TimeWindowPartitionMapping(
@@ -85,4 +92,11 @@ def training_set(
     )
 
 
-defs = dg.Definitions(assets=[training_set])
+training_checks = suite_checks(
+    "training/training_set",
+    lambda resources, day: load_training_set(resources["lake"], day),
+    {"lake"},
+    catalog_features=FEATURES,
+)
+
+defs = dg.Definitions(assets=[training_set], asset_checks=training_checks)

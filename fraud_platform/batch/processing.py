@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from fraud_platform.features.catalog import LONGEST_WINDOW_DAYS
-from fraud_platform.features.spark import compute_features
+from fraud_platform.features.sql import compute_features
 from fraud_platform.lake import (
     LABELS,
     MERCHANTS,

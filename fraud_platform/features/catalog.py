@@ -1,8 +1,8 @@
 """The feature catalog: every model feature declared once.
 
-The Spark batch (fraud_platform.features.spark) is generated from these declarations, and the
-streaming jobs generate their Flink SQL from the same ones, so training and serving compute
-the same thing.
+The batch SQL (fraud_platform.features.sql, for Spark and DuckDB) is generated from these
+declarations, and the streaming jobs generate their Flink SQL from the same ones, so training
+and serving compute the same thing.
 
 Point-in-time rule: a transaction's features see only events strictly before it (earlier
 millisecond timestamps; events in the same millisecond do not see each other), and a
@@ -65,8 +65,15 @@ def _row(name: str, dtype: str, expression: str, description: str) -> Feature:
 
 ROW_FEATURES = [
     _row("amount", "DOUBLE", "amount", "Transaction amount."),
-    _row("hour_of_day", "BIGINT", "HOUR(`timestamp`)", "Hour of the day (UTC), 0-23."),
-    _row("day_of_week", "BIGINT", "DAYOFWEEK(`timestamp`)", "Day of the week, 1 = Sunday ... 7."),
+    # From epoch milliseconds, so every engine computes them alike (UTC; 1970-01-01 was a
+    # Thursday, day 5 counting from Sunday = 1).
+    _row("hour_of_day", "BIGINT", f"FLOOR(ts_ms / {HOUR_MS}) % 24", "Hour of the day (UTC), 0-23."),
+    _row(
+        "day_of_week",
+        "BIGINT",
+        f"(FLOOR(ts_ms / {DAY_MS}) + 4) % 7 + 1",
+        "Day of the week (UTC), 1 = Sunday ... 7 = Saturday.",
+    ),
     _row(
         "distance_from_home_km",
         "DOUBLE",

@@ -71,10 +71,11 @@ def build_training_set(spark, lake, as_of: str, window: TrainingWindow):
 
 
 def to_matrix(frame: pd.DataFrame) -> pd.DataFrame:
-    """The model's input: numeric features as floats, categorical ones as pandas categories."""
+    """The model's input: numeric features as float32 (XGBoost's own precision: half the
+    memory of float64, same model), categorical ones as pandas categories."""
     matrix = frame[FEATURES].copy()
     for name in MODEL_FEATURES:
-        matrix[name] = pd.to_numeric(matrix[name], errors="coerce").astype("float64")
+        matrix[name] = pd.to_numeric(matrix[name], errors="coerce").astype("float32")
     for name in CATEGORICAL_FEATURES:
         # Sources without the attribute (the handbook has no merchant category) still train:
         # a missing value is its own level. XGBoost keeps the levels and re-codes at scoring.

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from fraud_platform.features.catalog import BY_NAME, CATALOG, MODEL_FEATURES
-from fraud_platform.features.spark import compute_features
+from fraud_platform.features.sql import compute_features
 
 T0 = int(datetime(2025, 3, 3, 12, tzinfo=UTC).timestamp() * 1000)
 MIN = 60_000
@@ -111,3 +111,51 @@ def test_every_catalog_feature_is_computed_with_its_type(spark):
     assert set(BY_NAME) <= set(f["a"])
     assert len(CATALOG) == len(BY_NAME)  # names are unique
     assert "amount" in MODEL_FEATURES and "merchant_category" not in MODEL_FEATURES
+
+
+def test_duckdb_runs_the_same_sql_to_the_same_values(spark):
+    """The benchmark's DuckDB side, and any second engine, must compute what Spark does."""
+    import random
+
+    import duckdb
+    import pandas as pd
+
+    from fraud_platform.features.sql import ID_COLUMNS, feature_sql
+
+    rng = random.Random(5)
+    rows = [
+        txn(
+            f"t{i:04d}",
+            f"u{rng.randrange(6)}",
+            f"m{rng.randrange(4)}",
+            round(rng.uniform(1, 500), 2),
+            T0 + rng.randrange(0, 40 * DAY, 7 * MIN),
+            device=rng.choice(["d1", "d2", None]),
+            declined=rng.random() < 0.1,
+            country=rng.choice(["FR", "DE", "ES"]),
+        )
+        for i in range(400)
+    ]
+    labels = [(r[0], rng.random() < 0.3, r[4] + rng.randrange(1, 20) * DAY) for r in rows[::3]]
+    on_spark = features(spark, rows, labels)
+
+    names = [c.split()[0] for c in COLUMNS.split(", ")]
+    frame = pd.DataFrame(rows, columns=names)
+    frame["timestamp"] = pd.to_datetime(frame["ts_ms"], unit="ms")
+    label_frame = pd.DataFrame(labels, columns=["transaction_id", "is_fraud", "complete_ms"])
+    db = duckdb.connect()
+    db.register("feature_transactions", frame)
+    db.register("feature_labels", label_frame)
+    on_duckdb = db.execute(feature_sql("feature_transactions", "feature_labels", "duckdb")).df()
+    assert len(on_duckdb) == len(on_spark)
+    compared = [f.name for f in CATALOG if f.name not in ID_COLUMNS]
+    for row in on_duckdb.to_dict("records"):
+        expected = on_spark[row["transaction_id"]]
+        for name in compared:
+            got, want = row[name], expected[name]
+            if want is None:
+                assert pd.isna(got), (row["transaction_id"], name, got)
+            elif isinstance(want, str):
+                assert got == want, (row["transaction_id"], name)
+            else:
+                assert got == pytest.approx(want, rel=1e-9), (row["transaction_id"], name)

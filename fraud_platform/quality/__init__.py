@@ -1,0 +1,1 @@
+"""Data quality: Great Expectations suites (quality_suites/) run as Dagster asset checks."""
