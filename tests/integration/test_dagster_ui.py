@@ -120,9 +120,31 @@ def open_page(browser, url: str, ready_xpath: str):
 
     browser.get(url)
     wait_for(f"{ready_xpath} on {url}", lambda: browser.find_elements(By.XPATH, ready_xpath), 60)
-    # First visit: Dagster asks to join its community; skip it.
+    dismiss_community_modal(browser)
+
+
+def dismiss_community_modal(browser) -> None:
+    """A new browser profile is asked to join Dagster's community, at some point after the
+    page renders; skip it wherever it shows up."""
+    from selenium.webdriver.common.by import By
+
     for button in browser.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
         button.click()
+
+
+def click(browser, element, then_type: str = "") -> bool:
+    """Click (and type), or False while something covers the element: the community modal,
+    a dialog still opening."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+
+    try:
+        element.click()
+    except ElementClickInterceptedException:
+        dismiss_community_modal(browser)
+        return False
+    if then_type:
+        element.send_keys(then_type)
+    return True
 
 
 def launch_from_dialog(browser, url: str, selection: str, button_text: str, shot: str) -> None:
@@ -132,7 +154,8 @@ def launch_from_dialog(browser, url: str, selection: str, button_text: str, shot
 
     materialize = "//button[contains(normalize-space(), 'Materialize')]"
     open_page(browser, f"{url}/assets/raw/transactions", materialize)
-    browser.find_element(By.XPATH, materialize).click()
+    button = browser.find_element(By.XPATH, materialize)
+    wait_for("the Materialize button", lambda: click(browser, button), 30)
     box = wait_for(
         "the partition selection box",
         lambda: browser.find_elements(
@@ -140,12 +163,17 @@ def launch_from_dialog(browser, url: str, selection: str, button_text: str, shot
         ),
         30,
     )[0]
-    box.click()
-    box.send_keys(selection, Keys.ENTER)
+    wait_for(
+        "the partition box to take input",
+        lambda: click(browser, box, selection + Keys.ENTER),
+        30,
+    )
     launch = f"//button[normalize-space()='{button_text}']"
     wait_for(f"the {button_text!r} button", lambda: browser.find_elements(By.XPATH, launch), 30)
+    dismiss_community_modal(browser)
     browser.save_screenshot(str(SCREENSHOTS / shot))
-    browser.find_element(By.XPATH, launch).click()
+    button = browser.find_element(By.XPATH, launch)
+    wait_for(f"the {button_text!r} button to click", lambda: click(browser, button), 30)
 
 
 def test_asset_graph_shows_every_layer(ui, browser):
