@@ -129,29 +129,29 @@ def train_time(features: Path, labels: pa.Table, days: int) -> tuple[float, int,
 
     frauds = labels.filter(labels["is_fraud"]).column("transaction_id")
     cut = START_MS + int(days * 0.8) * DAY_MS
-    table = pq.read_table(features, columns=[*FEATURES, "transaction_id", "ts_ms"])
-    label = pc.cast(pc.is_in(table["transaction_id"], value_set=frauds), pa.int8())
-    table = table.drop(["transaction_id"]).append_column("label", label)
-    table = table.cast(
-        pa.schema(
-            pa.field(f.name, pa.float32()) if pa.types.is_floating(f.type) else f
-            for f in table.schema
-        )
-    )
-    early = pc.less(table["ts_ms"], cut)
 
-    def split(mask, name: str):
-        frame = table.filter(mask).to_pandas(strings_to_categorical=True)
+    def split(name: str, rows: tuple):
+        """One side of the split, read on its own: float32 features, dictionary-encoded text."""
+        table = pq.read_table(features, columns=[*FEATURES, "transaction_id"], filters=[rows])
+        label = pc.cast(pc.is_in(table["transaction_id"], value_set=frauds), pa.int8())
+        table = table.drop(["transaction_id"]).append_column("label", label)
+        table = table.cast(
+            pa.schema(
+                pa.field(f.name, pa.float32()) if pa.types.is_floating(f.type) else f
+                for f in table.schema
+            )
+        )
+        frame = table.to_pandas(strings_to_categorical=True)
         frame["split"] = name
         return frame
 
-    training = split(early, "train")
+    training = split("train", ("ts_ms", "<", cut))
     started = time.perf_counter()
     booster, _ = train(training)
     elapsed = time.perf_counter() - started
     rows = len(training)
     del training
-    test = split(pc.invert(early), "test")
+    test = split("test", ("ts_ms", ">=", cut))
     metrics = evaluate(test["label"].to_numpy(), predict(booster, test), 0.5)
     quality = {
         "auc_roc": round(metrics.auc_roc, 3),
@@ -173,6 +173,7 @@ def main() -> None:
             transactions, labels = generate(args.rows, args.days, args.users, args.merchants)
             pq.write_table(transactions, work / "transactions.parquet", row_group_size=1_000_000)
             pq.write_table(labels, work / "labels.parquet")
+            del transactions  # the engines read the Parquet; keep the memory for XGBoost
         with console.status("feature stage on DuckDB"):
             duck = on_duckdb(work, work / "features-duckdb.parquet")
         console.print(f"DuckDB: {duck:,.1f} s")
