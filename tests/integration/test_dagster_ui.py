@@ -81,8 +81,8 @@ def wait_for(what: str, probe, timeout: float = WAIT_S):
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def run_status(url: str, partition: str) -> tuple[str, str] | None:
-    """(run id, status) of the newest run of `partition`."""
+def run_status(url: str, partition: str, ignore: frozenset = frozenset()) -> tuple | None:
+    """(run id, status) of the newest run of `partition` not in `ignore` (runs from before)."""
     data = graphql(
         url,
         """query($partition: String!) {
@@ -90,8 +90,19 @@ def run_status(url: str, partition: str) -> tuple[str, str] | None:
                ... on Runs { results { runId status } } } }""",
         partition=partition,
     )
-    runs = data["runsOrError"]["results"]
+    runs = [r for r in data["runsOrError"]["results"] if r["runId"] not in ignore]
     return (runs[0]["runId"], runs[0]["status"]) if runs else None
+
+
+def run_ids(url: str, partition: str) -> frozenset:
+    data = graphql(
+        url,
+        """query($partition: String!) {
+             runsOrError(filter: {tags: [{key: "dagster/partition", value: $partition}]}) {
+               ... on Runs { results { runId } } } }""",
+        partition=partition,
+    )
+    return frozenset(r["runId"] for r in data["runsOrError"]["results"])
 
 
 def backfill_status(url: str, partitions: list[str]) -> tuple[str, str] | None:
@@ -190,10 +201,11 @@ def test_asset_graph_shows_every_layer(ui, browser):
 
 def test_a_partition_materializes_from_the_ui(ui, browser):
     day = DAYS[1]
+    earlier = run_ids(ui, day)
     launch_from_dialog(browser, ui, day, "Launch 1 run", "02-materialize-one-partition.png")
     run_id, status = wait_for(
         f"the run of {day} to succeed",
-        lambda: finished(run_status(ui, day), {"SUCCESS"}, {"FAILURE", "CANCELED"}),
+        lambda: finished(run_status(ui, day, earlier), {"SUCCESS"}, {"FAILURE", "CANCELED"}),
     )
     assert status == "SUCCESS"
     open_page(browser, f"{ui}/runs/{run_id}", "//*[text()[normalize-space()='Success']]")
