@@ -14,6 +14,8 @@ from fraud_platform.lake import (
     USER_PROFILES_PATH,
 )
 from fraud_platform.partitions import daily
+from fraud_platform.quality import loaders
+from fraud_platform.quality.checks import suite_checks
 from fraud_platform.resources import LakeResource, RedisResource, SparkResource
 
 PROFILE_PATHS = {"user": USER_PROFILES_PATH, "merchant": MERCHANT_PROFILES_PATH}
@@ -113,4 +115,6 @@ def entity_profiles(
     )
 
 
-defs = dg.Definitions(assets=[transaction_features, entity_profiles])
+drift_checks = suite_checks("features/transaction_features", loaders.feature_drift, set())
+
+defs = dg.Definitions(assets=[transaction_features, entity_profiles], asset_checks=drift_checks)

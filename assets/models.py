@@ -1,18 +1,29 @@
 """Models layer: candidate (XGBoost), evaluation against production, promotion."""
 
-import base64
 import hashlib
 import json
 
 import dagster as dg
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 
 from assets.training import training_set
 from fraud_platform.batch.metadata import partition_dates, timed
-from fraud_platform.lake import read_json, write_atomically
+from fraud_platform.lake import parquet_bytes, read_json, write_atomically
 from fraud_platform.models import registry
-from fraud_platform.models.gate import Thresholds, promotion_decision
-from fraud_platform.models.training import FEATURES, evaluate, load_training_set, predict, train
+from fraud_platform.models.gate import POSTTRAINING, Thresholds, promotion_decision
+from fraud_platform.models.training import (
+    FEATURES,
+    evaluate,
+    importance,
+    load_training_set,
+    predict,
+    train,
+)
 from fraud_platform.partitions import daily
+from fraud_platform.plots import images_md
+from fraud_platform.quality.checks import suite_checks
 from fraud_platform.resources import LakeResource
 
 
@@ -79,13 +90,6 @@ def _candidate_of(lake: LakeResource, day: str) -> str:
     return version
 
 
-def _image_md(images: dict[str, bytes]) -> str:
-    return "\n\n".join(
-        f"![{kind}](data:image/png;base64,{base64.b64encode(png).decode()})"
-        for kind, png in images.items()
-    )
-
-
 @dg.asset(
     key_prefix="models",
     name="evaluation",
@@ -119,13 +123,26 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
         folder = f"{base}/{registry.EVALUATIONS}/{version}"
         for kind, png in images.items():
             write_atomically(filesystem, f"{folder}/{kind}.png", png)
+        frames = {
+            registry.SCORES_FILE: pd.DataFrame(
+                {
+                    "label": labels,
+                    "score": scores["candidate"],
+                    "production_score": scores.get("production", np.full(len(labels), np.nan)),
+                }
+            ),
+            registry.IMPORTANCE_FILE: importance(registry.load_booster(lake, version)),
+        }
+        for name, frame in frames.items():
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            write_atomically(filesystem, f"{folder}/{name}", parquet_bytes(table))
         report = {"candidate": version, "production": production, "metrics": results}
         write_atomically(filesystem, f"{folder}/evaluation.json", json.dumps(report).encode())
     metadata = {
         "candidate": version,
         "production": production or "none",
         "metrics": dg.MetadataValue.json(results),
-        "curves": dg.MetadataValue.md(_image_md(images)),
+        "curves": dg.MetadataValue.md(images_md(images)),
         "path": lake.uri(registry.EVALUATIONS, version),
     }
     return dg.MaterializeResult(metadata=metadata)
@@ -141,19 +158,17 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     kinds={"xgboost"},
 )
 def production_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    """Moves models/current to the day's candidate only when it passes the post-training gate
-    and beats production on the same holdout; otherwise production stays as it is.
-    `fraud-platform model rollback` undoes a promotion."""
-    thresholds = Thresholds.from_env()
+    """Moves models/current to the day's candidate only when it passes layer 5 (the
+    post-training suites: a sane model that beats production on the same holdout); otherwise
+    production stays as it is. The suites run here again, so a promotion launched on its own
+    is gated too. `fraud-platform model rollback` undoes a promotion."""
     filesystem, base = lake.filesystem()
     day = partition_dates(context)[-1]  # a backfill promotes, at most, its latest candidate
     version = _candidate_of(lake, day)
     report = read_json(filesystem, f"{base}/{registry.EVALUATIONS}/{version}/evaluation.json")
     if report is None:
         raise dg.Failure(f"{version} has no evaluation: materialize models/evaluation first")
-    promote, reason = promotion_decision(
-        report["metrics"]["candidate"], report["metrics"].get("production"), thresholds
-    )
+    promote, reason = promotion_decision(lake, day)
     if promote:
         registry.promote(lake, version, reason)
     context.log.info("%s %s: %s", "promoted" if promote else "kept production;", version, reason)
@@ -167,4 +182,11 @@ def production_model(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     )
 
 
-defs = dg.Definitions(assets=[candidate_model, model_evaluation, production_model])
+posttraining_checks = suite_checks(
+    "models/evaluation", POSTTRAINING, set(), **Thresholds.from_env().suite_parameters()
+)
+
+defs = dg.Definitions(
+    assets=[candidate_model, model_evaluation, production_model],
+    asset_checks=posttraining_checks,
+)

@@ -7,6 +7,8 @@ from fraud_platform.batch.metadata import lake_size, partition_dates, preview, t
 from fraud_platform.batch.processing import process_transactions, write_partitions
 from fraud_platform.lake import PROCESSED_TRANSACTIONS_PATH
 from fraud_platform.partitions import daily
+from fraud_platform.quality import loaders
+from fraud_platform.quality.checks import suite_checks
 from fraud_platform.resources import LakeResource, SparkResource
 
 
@@ -50,4 +52,6 @@ def processed_transactions(
     )
 
 
-defs = dg.Definitions(assets=[processed_transactions])
+processed_checks = suite_checks("processed/transactions", loaders.processed_transactions, set())
+
+defs = dg.Definitions(assets=[processed_transactions], asset_checks=processed_checks)

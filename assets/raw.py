@@ -13,6 +13,7 @@ from fraud_platform.batch.metadata import lake_size, partition_dates, preview
 from fraud_platform.ingestion.rules import Rules
 from fraud_platform.lake import LABELS, PREDICTIONS, RAW_TRANSACTIONS, LakeTable, existing_dates
 from fraud_platform.partitions import daily
+from fraud_platform.quality import loaders
 from fraud_platform.quality.checks import suite_checks
 from fraud_platform.resources import LakeResource
 
@@ -90,18 +91,10 @@ raw_predictions = _raw_asset(
 )
 
 
-def _raw_transactions_of(resources: dict, day: str):
-    """The day's raw transactions as pandas (empty, with the lake's columns, when missing)."""
-    lake = resources["lake"]
-    if not existing_dates(lake, RAW_TRANSACTIONS.path, [day]):
-        return RAW_TRANSACTIONS.schema.empty_table().to_pandas()
-    return _day(lake, RAW_TRANSACTIONS, day).to_table().to_pandas()
-
-
 raw_checks = suite_checks(
     "raw/transactions",
-    _raw_transactions_of,
-    {"lake"},
+    loaders.raw_transactions,
+    set(),
     currencies=sorted(Rules.from_env().currencies),
 )
 

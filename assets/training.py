@@ -10,9 +10,9 @@ from fraud_platform.models.training import (
     TRAINING_SETS_PATH,
     TrainingWindow,
     build_training_set,
-    load_training_set,
 )
 from fraud_platform.partitions import daily
+from fraud_platform.quality import loaders
 from fraud_platform.quality.checks import suite_checks
 from fraud_platform.resources import LakeResource, SparkResource
 
@@ -93,10 +93,7 @@ def training_set(
 
 
 training_checks = suite_checks(
-    "training/training_set",
-    lambda resources, day: load_training_set(resources["lake"], day),
-    {"lake"},
-    catalog_features=FEATURES,
+    "training/training_set", loaders.training_set, set(), catalog_features=FEATURES
 )
 
 defs = dg.Definitions(assets=[training_set], asset_checks=training_checks)

@@ -12,10 +12,16 @@ from rich.table import Table
 
 from fraud_platform.config import Settings
 from fraud_platform.stack.process import StackError
+from fraud_platform.topics import DLQ_TOPICS
 
 console = Console(stderr=True)
 
-ARCHIVED_TOPICS = ("transactions-raw", "fraud-labels", "model-predictions")
+ARCHIVED_TOPICS = (
+    "transactions-raw",
+    "fraud-labels",
+    "model-predictions",
+    *(t.name for t in DLQ_TOPICS),
+)
 SERVICES_HELP = (
     "Services: redis, kafka, flink (= flink-jobmanager + flink-taskmanager), validator, "
     "archiver, dagster. "
@@ -184,7 +190,8 @@ def validate(workers: int) -> None:
 @ingest.command()
 @click.argument("topics", nargs=-1, type=click.Choice(ARCHIVED_TOPICS))
 def archive(topics: tuple[str, ...]) -> None:
-    """Archive TOPICS (default: all three) into the lake's Parquet partitions, exactly once."""
+    """Archive TOPICS (default: all of them, dead letters included) into the lake's Parquet
+    partitions, exactly once."""
     from fraud_platform.ingestion.archiver import main as run_archiver
 
     run_archiver(list(topics or ARCHIVED_TOPICS))

@@ -6,9 +6,9 @@ so adding a domain is one import here.
 
 import dagster as dg
 
-from assets import features, kafka_topics, models, processed, raw, training
+from assets import features, kafka_topics, models, processed, quality, raw, training
 from fraud_platform.resources import build_resources
-from sensors import labels, schedules
+from sensors import alerts, labels, schedules
 
 defs = dg.Definitions.merge(
     kafka_topics.defs,
@@ -17,7 +17,9 @@ defs = dg.Definitions.merge(
     features.defs,
     training.defs,
     models.defs,
+    quality.defs,
     schedules.defs,
     labels.defs,
+    alerts.defs,
     dg.Definitions(resources=build_resources()),
 )

@@ -77,6 +77,25 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 
+# A dead-lettered message as the archiver keeps it: the validator's envelope, with the
+# position of the original in the ingest topic as ingest_* (source_* is the DLQ position).
+DEAD_LETTERS_SCHEMA = pa.schema(
+    [
+        ("transaction_id", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("ingest_topic", pa.string()),
+        ("ingest_partition", pa.int32()),
+        ("ingest_offset", pa.int64()),
+        ("ingest_timestamp", TIMESTAMP),
+        ("rejected_at", TIMESTAMP),
+        ("original_key", pa.binary()),
+        ("original_value", pa.binary()),
+        ("source_partition", pa.int32()),
+        ("source_offset", pa.int64()),
+    ]
+)
+
 USERS_SCHEMA = pa.schema(
     [
         ("user_id", pa.string()),
@@ -124,6 +143,14 @@ LABELS = LakeTable(
 PREDICTIONS = LakeTable("raw/predictions", PREDICTIONS_SCHEMA, "timestamp", True)
 QUARANTINE = LakeTable("quarantine", QUARANTINE_SCHEMA, None, False)
 USERS = LakeTable("reference/users", USERS_SCHEMA, None, False)
+DEAD_LETTERS_PATH = "dead_letters"
+
+
+def dead_letter_table(topic: str) -> LakeTable:
+    """Where the archiver keeps one dead-letter topic, by day of rejection."""
+    return LakeTable(f"{DEAD_LETTERS_PATH}/{topic}", DEAD_LETTERS_SCHEMA, "rejected_at", False)
+
+
 MERCHANTS = LakeTable("reference/merchants", MERCHANTS_SCHEMA, None, False)
 
 
@@ -164,6 +191,14 @@ def prediction_row(record: dict[str, Any]) -> dict[str, Any]:
 
 def label_row(record: dict[str, Any]) -> dict[str, Any]:
     return {name: record.get(name) for name in LABELS_SCHEMA.names}
+
+
+def dead_letter_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A DeadLetter envelope as a dead-letter table row."""
+    row = {name: record.get(name) for name in DEAD_LETTERS_SCHEMA.names}
+    for part in ("topic", "partition", "offset", "timestamp"):
+        row[f"ingest_{part}"] = record.get(f"source_{part}")
+    return row
 
 
 def quarantine_row(message: Any, reason: str) -> dict[str, Any]:

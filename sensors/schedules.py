@@ -4,13 +4,14 @@ import dagster as dg
 
 from fraud_platform.partitions import daily
 
-BATCH_GROUPS = ("raw", "processed", "features", "training", "models")
+BATCH_GROUPS = ("raw", "processed", "features", "training", "models", "quality")
 
 nightly_batch = dg.define_asset_job(
     "nightly_batch",
     selection=dg.AssetSelection.groups(*BATCH_GROUPS),
     partitions_def=daily,
-    description="Raw to production model for one day (the schedule runs yesterday's).",
+    description="Raw to production model and the quality dashboard for one day (the schedule "
+    "runs yesterday's).",
 )
 
 # For daily partitions the schedule targets the last complete day: at 02:00 on D, D - 1.

@@ -17,3 +17,11 @@ def free_port() -> int:
 def free_ports():
     """A factory of loopback ports nobody listens on."""
     return free_port
+
+
+@pytest.fixture(autouse=True)
+def alerts_file(tmp_path, monkeypatch):
+    """Each test's alerts go to its own file, never to the platform's real alert log."""
+    path = tmp_path / "alerts.jsonl"
+    monkeypatch.setenv("FRAUD_ALERTS_FILE", str(path))
+    return path

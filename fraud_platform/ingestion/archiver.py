@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from fraud_platform.contracts import (
+    DEAD_LETTER,
     FRAUD_LABEL,
     MODEL_PREDICTION,
     TRANSACTION,
@@ -37,6 +38,8 @@ from fraud_platform.lake import (
     QUARANTINE,
     RAW_TRANSACTIONS,
     LakeTable,
+    dead_letter_row,
+    dead_letter_table,
     label_row,
     parquet_bytes,
     prediction_row,
@@ -45,7 +48,13 @@ from fraud_platform.lake import (
     transaction_row,
     write_atomically,
 )
-from fraud_platform.topics import FRAUD_LABELS, MODEL_PREDICTIONS, TRANSACTIONS_RAW, topic_name
+from fraud_platform.topics import (
+    DLQ_TOPICS,
+    FRAUD_LABELS,
+    MODEL_PREDICTIONS,
+    TRANSACTIONS_RAW,
+    topic_name,
+)
 
 log = logging.getLogger("fraud_platform.archiver")
 
@@ -66,6 +75,10 @@ ROUTES = {
         ArchiveRoute(TRANSACTIONS_RAW.name, TRANSACTION, RAW_TRANSACTIONS, transaction_row),
         ArchiveRoute(FRAUD_LABELS.name, FRAUD_LABEL, LABELS, label_row),
         ArchiveRoute(MODEL_PREDICTIONS.name, MODEL_PREDICTION, PREDICTIONS, prediction_row),
+        *(
+            ArchiveRoute(t.name, DEAD_LETTER, dead_letter_table(t.name), dead_letter_row)
+            for t in DLQ_TOPICS
+        ),
     )
 }
 

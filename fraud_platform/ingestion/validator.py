@@ -252,17 +252,15 @@ class Validator:
         if not candidates:
             return {}
         window = self.config.dedup_window_s
+        positions = [f"{messages[i].partition()}:{messages[i].offset()}" for i in candidates]
         claims = "".join(
-            [
-                f"{verdicts[i][0]}\t{messages[i].partition()}:{messages[i].offset()}\n"
-                for i in candidates
-            ]
+            [f"{verdicts[i][0]}\t{at}\n" for i, at in zip(candidates, positions, strict=True)]
         )
         taken = self._claim(args=[claims, window])
         duplicates = {}
         for line, holder in zip(taken[::2], taken[1::2], strict=True):
             i, holder = candidates[line - 1], holder.decode()
-            if holder != f"{messages[i].partition()}:{messages[i].offset()}":
+            if holder != positions[line - 1]:
                 seen = f"already seen at {holder} within {window}s"
                 detail = f"transaction_id {verdicts[i][0]} {seen}"
                 duplicates[i] = Rejection(DUPLICATES, "duplicate", detail)
@@ -273,15 +271,11 @@ class Validator:
         rejected_at = int(time.time() * 1000)
         valid = 0
         counts: Counter[tuple[str, str]] = Counter()
-        send = self.producer.produce
         self.producer.begin_transaction()
         for i, (transaction_id, user_id, rejected) in enumerate(batch.verdicts):
             rejection = batch.duplicates.get(i) or (rejected and Rejection(*rejected))
             if rejection is None:
-                try:  # the hot path; produce() waits out a full local queue
-                    send(raw_topic, batch.values[i], user_id)
-                except BufferError:
-                    produce(self.producer, raw_topic, user_id, batch.values[i])
+                produce(self.producer, raw_topic, user_id, batch.values[i])
                 valid += 1
                 continue
             self._dead_letter(batch.messages[i], transaction_id, rejection, rejected_at)

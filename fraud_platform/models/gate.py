@@ -1,54 +1,50 @@
-"""The post-training gate and the promotion rule, in one place."""
+"""The promotion rule, in one place: every layer-5 suite (quality_suites/posttraining) must
+pass.
+
+The same suites run as asset checks on models/evaluation (visible in the UI; a broken model
+fails the run there) and here, when the production asset decides, so a promotion launched on
+its own is gated too, and a candidate that is merely not better keeps production without
+failing the night.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
+
+from fraud_platform.quality import loaders
+from fraud_platform.quality.checks import run_suite
+from fraud_platform.quality.suites import check_named
+
+# Layer 5: the suites that guard promotion, each with what it validates.
+POSTTRAINING = {
+    "posttraining/model_scores": loaders.model_scores,
+    "posttraining/versus_production": loaders.model_scores,
+    "posttraining/feature_importance": loaders.feature_importance,
+}
 
 
 @dataclass(frozen=True)
 class Thresholds:
     review: float = 0.5  # the score from which a transaction goes to review
-    min_average_precision: float = 0.05
 
     @classmethod
     def from_env(cls) -> Thresholds:
-        return cls(
-            review=float(os.environ.get("FRAUD_REVIEW_THRESHOLD", cls.review)),
-            min_average_precision=float(
-                os.environ.get("FRAUD_MIN_AVERAGE_PRECISION", cls.min_average_precision)
-            ),
-        )
+        return cls(review=float(os.environ.get("FRAUD_REVIEW_THRESHOLD", cls.review)))
+
+    def suite_parameters(self) -> dict[str, Any]:
+        """What the layer-5 suites take from here rather than from checks.yaml."""
+        return {"review_threshold": self.review}
 
 
-def gate_failures(metrics: dict, thresholds: Thresholds) -> list[str]:
-    """Why a candidate may not serve (empty when it may)."""
-    found = []
-    share = metrics["predicted_positive_share"]
-    if share in (0.0, 1.0):
-        found.append(f"predicts one class only (share flagged: {share:.0%})")
-    if metrics["average_precision"] < thresholds.min_average_precision:
-        found.append(
-            f"average precision {metrics['average_precision']:.3f} is below the floor "
-            f"{thresholds.min_average_precision}"
-        )
-    return found
-
-
-def promotion_decision(candidate: dict, production: dict | None, thresholds: Thresholds):
-    """(promote?, reason): the candidate must pass the gate and beat production on the same
-    holdout by average precision."""
-    failures = gate_failures(candidate, thresholds)
+def promotion_decision(lake: Any, day: str) -> tuple[bool, str]:
+    """(promote?, why): every layer-5 expectation met by the day's candidate."""
+    parameters = Thresholds.from_env().suite_parameters()
+    failures = []
+    for suite, load in POSTTRAINING.items():
+        outcome = run_suite(check_named(suite), load({"lake": lake}, day), lake, day, **parameters)
+        failures += [f.summary() for f in outcome.failures]
     if failures:
-        return False, "gate failed: " + "; ".join(failures)
-    if production is None:
-        return True, "no production model yet"
-    if candidate["average_precision"] <= production["average_precision"]:
-        return False, (
-            f"not better than production: average precision {candidate['average_precision']:.4f}"
-            f" <= {production['average_precision']:.4f}"
-        )
-    return True, (
-        f"average precision {candidate['average_precision']:.4f} > production "
-        f"{production['average_precision']:.4f}"
-    )
+        return False, "layer 5 failed: " + "; ".join(failures)
+    return True, "layer 5 passed: a sane model, better than production (or the first)"

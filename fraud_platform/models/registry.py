@@ -20,7 +20,10 @@ from fraud_platform.config import PROJECT_ROOT
 from fraud_platform.lake import read_json, write_atomically
 
 CANDIDATES = "models/candidates"
-EVALUATIONS = "analytics/model_performance"  # evaluation.json, roc.png, pr.png per version
+# Per version: evaluation.json, roc.png, pr.png, and the frames layer 5 validates.
+EVALUATIONS = "analytics/model_performance"
+SCORES_FILE = "scores.parquet"  # label, score (candidate), production_score on the holdout
+IMPORTANCE_FILE = "importance.parquet"  # feature, importance (share of the total gain)
 CURRENT = "models/current"
 HISTORY = "models/promotions.jsonl"
 
@@ -83,6 +86,21 @@ def latest_candidate(lake, as_of: str) -> str | None:
         if info.type == FileType.Directory and info.base_name.startswith(as_of)
     ]
     return max(found, key=lambda info: info.mtime).base_name if found else None
+
+
+def evaluation_frame(lake, as_of: str, name: str):
+    """One of the frames the evaluation wrote for the latest candidate of `as_of`."""
+    import pyarrow.parquet as pq
+
+    version = latest_candidate(lake, as_of)
+    if version is None:
+        raise RegistryError(f"no candidate model trained as of {as_of}")
+    filesystem, base = lake.filesystem()
+    path = f"{base}/{EVALUATIONS}/{version}/{name}"
+    try:
+        return pq.read_table(path, filesystem=filesystem).to_pandas()
+    except FileNotFoundError as missing:
+        raise RegistryError(f"{version} has no {name}: materialize models/evaluation") from missing
 
 
 def current_version(lake) -> str | None:

@@ -9,7 +9,6 @@ by weighting the fraud class (XGBoost's scale_pos_weight = genuine / fraud in tr
 
 from __future__ import annotations
 
-import io
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -117,6 +116,15 @@ def predict(booster, frame: pd.DataFrame) -> np.ndarray:
     return booster.predict(xgb.DMatrix(to_matrix(frame), enable_categorical=True))
 
 
+def importance(booster) -> pd.DataFrame:
+    """Each feature's share of the model's total gain (0 for features never split on)."""
+    gains = booster.get_score(importance_type="total_gain")
+    total = sum(gains.values()) or 1.0
+    shares = [gains.get(name, 0.0) / total for name in FEATURES]
+    frame = pd.DataFrame({"feature": FEATURES, "importance": shares})
+    return frame.sort_values("importance", ascending=False, kind="stable", ignore_index=True)
+
+
 @dataclass(frozen=True)
 class Metrics:
     auc_roc: float
@@ -156,31 +164,24 @@ def evaluate(labels: np.ndarray, scores: np.ndarray, threshold: float) -> Metric
 
 def curves_png(labels: np.ndarray, curves: dict[str, np.ndarray]) -> dict[str, bytes]:
     """ROC and precision-recall curves of each named score, as PNG images."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import precision_recall_curve, roc_curve
+
+    from fraud_platform.plots import figure
 
     images = {}
     for kind in ("roc", "pr"):
-        figure, axis = plt.subplots(figsize=(5, 4), dpi=100)
-        for name, scores in curves.items():
-            if kind == "roc":
-                x, y, _ = roc_curve(labels, scores)
-                axis.plot(x, y, label=name)
-                axis.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
-            else:
-                precision, recall, _ = precision_recall_curve(labels, scores)
-                axis.plot(recall, precision, label=name)
-                axis.set(xlabel="recall", ylabel="precision", title="Precision-recall")
-        axis.legend(loc="best")
-        axis.grid(alpha=0.3)
-        buffer = io.BytesIO()
-        figure.tight_layout()
-        figure.savefig(buffer, format="png")
-        plt.close(figure)
-        images[kind] = buffer.getvalue()
+        with figure(5, 4) as (axis, out):
+            for name, scores in curves.items():
+                if kind == "roc":
+                    x, y, _ = roc_curve(labels, scores)
+                    axis.plot(x, y, label=name)
+                    axis.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+                else:
+                    precision, recall, _ = precision_recall_curve(labels, scores)
+                    axis.plot(recall, precision, label=name)
+                    axis.set(xlabel="recall", ylabel="precision", title="Precision-recall")
+            axis.legend(loc="best")
+        images[kind] = out["png"]
     return images
 
 

@@ -22,7 +22,7 @@ SUITES_DIR = PROJECT_ROOT / "quality_suites"
 @dataclass(frozen=True)
 class SuiteCheck:
     suite: str  # path under quality_suites/, without .json: "ingestion/raw_transactions"
-    asset: str  # the guarded asset's key path: "raw/transactions"
+    asset: str | None  # the guarded asset's key path ("raw/transactions"); None: not an asset
     layer: int
     severity: str  # ERROR or WARN
     blocking: bool
@@ -39,7 +39,8 @@ class SuiteCheck:
         return self.asset.split("/")
 
     def definition(self) -> dict[str, Any]:
-        return json.loads((SUITES_DIR / f"{self.suite}.json").read_text())
+        """The suite's JSON, parsed once per process (a fresh copy each call: GX mutates it)."""
+        return json.loads(_suite_text(self.suite))
 
     def resolved_parameters(self, **from_code: Any) -> dict[str, Any]:
         """checks.yaml's defaults, then values the platform knows (catalog, currencies), then
@@ -50,6 +51,11 @@ class SuiteCheck:
             if override is not None:
                 values[name] = _parse(override, default)
         return values
+
+
+@cache
+def _suite_text(suite: str) -> str:
+    return (SUITES_DIR / f"{suite}.json").read_text()
 
 
 def _parse(text: str, like: Any) -> Any:
@@ -70,3 +76,11 @@ def all_checks() -> tuple[SuiteCheck, ...]:
 
 def checks_for(asset: str) -> list[SuiteCheck]:
     return [c for c in all_checks() if c.asset == asset]
+
+
+def check_named(suite: str) -> SuiteCheck:
+    """The binding of one suite ("posttraining/model_scores")."""
+    for check in all_checks():
+        if check.suite == suite:
+            return check
+    raise KeyError(f"no suite {suite!r} in quality_suites/checks.yaml")

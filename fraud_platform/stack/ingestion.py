@@ -63,7 +63,7 @@ class ArchiverService(Service):
         return [sys.executable, "-m", "fraud_platform.cli", "ingest", "archive"]
 
     def endpoint(self) -> str:
-        return f"{self.settings.lake_root} (raw, labels, predictions)"
+        return f"{self.settings.lake_root} (raw, labels, predictions, dead letters)"
 
     def healthy(self) -> bool:
         try:

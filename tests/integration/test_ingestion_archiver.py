@@ -6,9 +6,16 @@ import time
 import pyarrow.dataset as ds
 import pytest
 
-from fraud_platform.contracts import FRAUD_LABEL, TRANSACTION
+from fraud_platform.contracts import DEAD_LETTER, FRAUD_LABEL, TRANSACTION
 from fraud_platform.ingestion.archiver import ROUTES, Archiver
-from fraud_platform.lake import LABELS, QUARANTINE, RAW_TRANSACTIONS, RAW_TRANSACTIONS_SCHEMA
+from fraud_platform.lake import (
+    LABELS,
+    QUARANTINE,
+    RAW_TRANSACTIONS,
+    RAW_TRANSACTIONS_SCHEMA,
+    dead_letter_table,
+)
+from fraud_platform.quality import loaders
 from fraud_platform.resources import LakeResource
 
 from .ingestion_support import transaction
@@ -150,3 +157,36 @@ def test_rebuilding_a_date_from_kafka_is_idempotent(settings, topics, tmp_path):
     first = {f: (date_dir / f).read_bytes() for f in files}
     assert rebuild_date(route, settings.kafka_bootstrap, lake, day, topics.prefix) == rows
     assert {f: (date_dir / f).read_bytes() for f in files} == first
+
+
+def test_dead_letters_are_archived_with_their_reason_and_origin(settings, topics, tmp_path):
+    """Dead letters are stored in the lake too (they outlive Kafka's retention) and feed
+    layer 1's dead-letter rate."""
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    now = int(time.time() * 1000)
+    envelopes = [
+        {
+            "original_key": b"user_1",
+            "original_value": b"\x00not avro",
+            "reason": "schema_invalid",
+            "detail": f"message {i}: not a registered Avro payload",
+            "source_topic": topics.name("transactions-ingest"),
+            "source_partition": i % 3,
+            "source_offset": 100 + i,
+            "source_timestamp": now - 5,
+            "rejected_at": now,
+            "transaction_id": None,
+        }
+        for i in range(25)
+    ]
+    topics.produce("dlq-schema-errors", [(b"k", DEAD_LETTER.encode(e)) for e in envelopes])
+
+    archive(settings, topics, lake, topic="dlq-schema-errors")
+    table = lake_rows(lake, dead_letter_table("dlq-schema-errors")).sort_by("ingest_offset")
+    assert table.num_rows == 25
+    first = table.to_pylist()[0]
+    assert first["reason"] == "schema_invalid" and first["original_value"] == b"\x00not avro"
+    assert (first["ingest_partition"], first["ingest_offset"]) == (0, 100)
+    assert first["ingest_topic"] == topics.name("transactions-ingest")
+    day = time.strftime("%Y-%m-%d", time.gmtime(now / 1000))
+    assert loaders.raw_transactions({"lake": lake}, day).parameters == {"dead_letters": 25}

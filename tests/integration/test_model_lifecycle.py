@@ -98,7 +98,9 @@ def test_candidate_is_stored_with_its_metadata_and_promoted_first(lake, trained)
     assert report["production"] is None
     for image in ("roc.png", "pr.png"):
         assert (folder / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert registry.history(lake)[-1]["reason"] == "no production model yet"
+    assert registry.history(lake)[-1]["reason"].startswith("layer 5 passed")
+    for frame in (registry.SCORES_FILE, registry.IMPORTANCE_FILE):
+        assert (folder / frame).stat().st_size > 0
 
 
 def test_promotion_refuses_a_model_no_better_than_production(lake, trained):
@@ -106,7 +108,7 @@ def test_promotion_refuses_a_model_no_better_than_production(lake, trained):
     result = run([model_evaluation, production_model], lake, AS_OF, AS_OF)
     decision = result.asset_materializations_for_node("models__production")[0].metadata
     assert decision["promoted"].value is False
-    assert "not better than production" in decision["reason"].value
+    assert "expect_score_to_beat_baseline" in decision["reason"].value
     assert registry.current_version(lake) == before
 
 

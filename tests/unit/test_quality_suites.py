@@ -1,4 +1,4 @@
-"""Quality layers 1 and 4: real GX suites on crafted batches; each bad batch fails the
+"""The five quality layers: real GX suites on crafted batches; each bad batch fails the
 expectation named for its defect, a good batch passes, thresholds come from configuration."""
 
 import json
@@ -10,12 +10,19 @@ import pytest
 from fraud_platform.features.catalog import CATALOG
 from fraud_platform.ingestion.rules import CURRENCIES
 from fraud_platform.lake import RAW_TRANSACTIONS_SCHEMA
-from fraud_platform.models.training import FEATURES
+from fraud_platform.models.training import FEATURES, MODEL_FEATURES
+from fraud_platform.quality.loaders import drift_parameters, training_parameters
 from fraud_platform.quality.runner import validate
-from fraud_platform.quality.suites import SUITES_DIR, all_checks, checks_for
+from fraud_platform.quality.suites import SUITES_DIR, all_checks, check_named, checks_for
 
 RAW = checks_for("raw/transactions")[0]
 TRAINING = checks_for("training/training_set")[0]
+PROCESSED = check_named("batch/processed_transactions")
+DRIFT = check_named("batch/feature_drift")
+WINDOW = check_named("streaming/window_features")
+SCORES = check_named("posttraining/model_scores")
+IMPORTANCE = check_named("posttraining/feature_importance")
+VERSUS = check_named("posttraining/versus_production")
 
 
 def raw_batch(n: int = 200) -> pd.DataFrame:
@@ -35,23 +42,24 @@ def raw_batch(n: int = 200) -> pd.DataFrame:
     return pd.concat([table, frame])[table.columns].reset_index(drop=True)
 
 
-def training_batch(n: int = 400) -> pd.DataFrame:
-    rng = np.random.default_rng(1)
+def training_batch(n: int = 400, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
     frame = pd.DataFrame({name: rng.uniform(0, 10, n) for name in FEATURES})
     for name in ("merchant_category", "merchant_risk_tier"):
         frame[name] = "grocery"
     frame["transaction_id"] = [f"t{i}" for i in range(n)]
+    frame["ts_ms"] = 1_740_000_000_000 + np.arange(n) * 60_000
     frame["label"] = (np.arange(n) % 50 == 0).astype(int)
     frame["split"] = np.where(np.arange(n) < n * 0.8, "train", "test")
     return frame
 
 
 def check_raw(frame: pd.DataFrame):
-    return validate(frame, RAW, currencies=sorted(CURRENCIES))
+    return validate(frame, RAW, currencies=sorted(CURRENCIES), dead_letters=0)
 
 
 def check_training(frame: pd.DataFrame):
-    return validate(frame, TRAINING, catalog_features=FEATURES)
+    return validate(frame, TRAINING, catalog_features=FEATURES, **training_parameters(frame))
 
 
 def failed(outcome) -> set[tuple[str, str | None]]:
@@ -113,6 +121,8 @@ def test_a_good_training_set_passes():
             ("expect_column_values_to_not_be_null", "user_transaction_count_7d"),
         ),
         ("a third split", ("expect_column_values_to_be_in_set", "split")),
+        ("a test row before training rows", ("expect_splits_to_be_time_ordered", None)),
+        ("a feature leaked from the future", ("expect_no_column_to_predict_label_alone", None)),
     ],
 )
 def test_each_training_set_defect_fails_its_expectation(defect, expected):
@@ -127,6 +137,11 @@ def test_each_training_set_defect_fails_its_expectation(defect, expected):
         frame.loc[0:20, "user_transaction_count_7d"] = None
     elif defect == "a third split":
         frame.loc[0, "split"] = "validation"
+    elif defect == "a test row before training rows":
+        frame.loc[0, "split"] = "test"
+    elif defect == "a feature leaked from the future":
+        # The 30-day merchant fraud rate computed with labels not yet known: it is the label.
+        frame["merchant_fraud_rate_30d"] = frame["label"] * 0.9 + 0.05
     outcome = check_training(frame)
     assert not outcome.success
     assert expected in failed(outcome)
@@ -139,12 +154,29 @@ def test_thresholds_are_configuration(monkeypatch):
     assert ("expect_column_mean_to_be_between", "label") in failed(check_training(frame))
 
 
+def test_train_and_test_must_look_alike():
+    frame = training_batch(6000, seed=3)
+    assert check_training(frame).success
+    test = frame["split"] == "test"
+    frame.loc[test, "user_total_spend_24h"] *= 4  # the test period spends four times as much
+    outcome = check_training(frame)
+    failure = next(f for f in outcome.failures if f.expectation.startswith("expect_columns_psi"))
+    assert failure.sample == ["user_total_spend_24h"]
+
+
 def test_suites_name_only_columns_that_exist():
     """A renamed feature or lake column must fail here, not silently in production."""
+    features = {f.name for f in CATALOG}
+    transaction = {"transaction_id", "user_id", "merchant_id", "amount", "ts_ms"}
     known = {
         "ingestion/raw_transactions": set(RAW_TRANSACTIONS_SCHEMA.names),
-        "pretraining/training_set": {f.name for f in CATALOG}
-        | {"label", "split", "transaction_id"},
+        "pretraining/training_set": features | {"label", "split", "transaction_id"},
+        "batch/processed_transactions": transaction | {"user_known", "merchant_known"},
+        "batch/feature_drift": features,
+        "streaming/window_features": features | transaction,
+        "posttraining/model_scores": {"label", "score", "production_score"},
+        "posttraining/versus_production": {"label", "score", "production_score"},
+        "posttraining/feature_importance": {"feature", "importance"},
     }
     for check in all_checks():
         suite = json.loads((SUITES_DIR / f"{check.suite}.json").read_text())
@@ -152,3 +184,128 @@ def test_suites_name_only_columns_that_exist():
         for expectation in suite["expectations"]:
             column = expectation["kwargs"].get("column")
             assert column is None or column in known[check.suite], (check.suite, column)
+
+
+# -- layer 3 -------------------------------------------------------------------------------
+
+
+def processed_batch(n: int = 500) -> pd.DataFrame:
+    rng = np.random.default_rng(4)
+    return pd.DataFrame(
+        {
+            "transaction_id": [f"t{i}" for i in range(n)],
+            "user_id": [f"u{i % 40}" for i in range(n)],
+            "merchant_id": [f"m{i % 9}" for i in range(n)],
+            "amount": rng.lognormal(3.5, 1, n),
+            "ts_ms": 1_740_000_000_000 + np.arange(n) * 1000,
+            "user_known": True,
+            "merchant_known": True,
+        }
+    )
+
+
+def test_processed_transactions_layer():
+    assert validate(processed_batch(), PROCESSED).success
+    orphans = processed_batch()
+    orphans.loc[0:4, "merchant_known"] = False  # merchants missing from the reference table
+    outcome = validate(orphans, PROCESSED)
+    assert ("expect_column_values_to_be_in_set", "merchant_known") in failed(outcome)
+    inflated = processed_batch()
+    inflated["amount"] *= 200  # cents read as units: the mean leaves its range
+    assert ("expect_column_mean_to_be_between", "amount") in failed(validate(inflated, PROCESSED))
+
+
+def feature_days(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({name: rng.gamma(2.0, 10.0, n) for name in MODEL_FEATURES})
+
+
+def test_feature_drift_layer():
+    before = feature_days(14_000, seed=5)  # the previous 7 days
+    parameters = drift_parameters(before, yesterday_rows=2000)
+    today = feature_days(2000, seed=6)
+    assert validate(today, DRIFT, **parameters).success
+    shifted = today.copy()
+    shifted["amount"] = shifted["amount"] * 3
+    outcome = validate(shifted, DRIFT, **parameters)
+    drifted = {f.expectation: f.sample for f in outcome.failures}
+    assert drifted["expect_columns_psi_to_be_less_than"] == ["amount"]
+    assert drifted["expect_columns_ks_statistic_to_be_less_than"] == ["amount"]
+    halved = feature_days(900, seed=7)  # less than half of yesterday's volume
+    outcome = validate(halved, DRIFT, **drift_parameters(before, yesterday_rows=2000))
+    assert ("expect_table_row_count_to_be_between", None) in failed(outcome)
+
+
+# -- layer 2 -------------------------------------------------------------------------------
+
+
+def window_batch(n: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(8)
+    return pd.DataFrame(
+        {
+            "transaction_id": [f"t{i}" for i in range(n)],
+            "user_id": [f"u{i % 30}" for i in range(n)],
+            "amount": rng.lognormal(3.5, 0.8, n),
+            "ts_ms": 1_740_000_000_000 + np.arange(n) * 100,
+            "user_transaction_count_1h": rng.integers(0, 5, n),
+            "user_avg_amount_30d": rng.lognormal(3.5, 0.3, n),
+        }
+    )
+
+
+def test_streaming_window_layer():
+    assert validate(window_batch(), WINDOW).success
+    spikes = window_batch()
+    spikes.loc[0:29, "amount"] = 15_000.0  # 7.5% of the window far above small averages
+    outcome = validate(spikes, WINDOW)
+    assert ("expect_amount_spike_rate_to_be_below", None) in failed(outcome)
+    gaps = window_batch()
+    gaps.loc[0:99, "user_id"] = None
+    assert ("expect_column_values_to_not_be_null", "user_id") in failed(validate(gaps, WINDOW))
+
+
+# -- layer 5 -------------------------------------------------------------------------------
+
+
+def holdout(n: int = 3000) -> pd.DataFrame:
+    rng = np.random.default_rng(9)
+    labels = (rng.random(n) < 0.05).astype(int)
+    return pd.DataFrame(
+        {
+            "label": labels,
+            "score": np.clip(0.7 * labels + 0.4 * rng.random(n), 0, 1),
+            "production_score": np.clip(0.3 * labels + 0.6 * rng.random(n), 0, 1),
+        }
+    )
+
+
+def check_scores(frame: pd.DataFrame):
+    return validate(frame, SCORES, review_threshold=0.5)
+
+
+def test_model_scores_layer():
+    assert check_scores(holdout()).success, check_scores(holdout()).failures
+    single = holdout()
+    single["score"] = 0.2  # never flags anything
+    outcome = check_scores(single)
+    bounds = [f.observed for f in outcome.failures if f.expectation.startswith("expect_model")]
+    assert 0.0 in bounds  # the share flagged: one class
+    worse = holdout()
+    assert validate(worse, VERSUS, review_threshold=0.5).success
+    worse["score"], worse["production_score"] = worse["production_score"], worse["score"]
+    outcome = validate(worse, VERSUS, review_threshold=0.5)
+    assert ("expect_score_to_beat_baseline", None) in failed(outcome)
+
+
+def test_feature_importance_layer():
+    shares = np.linspace(1, 0.1, len(FEATURES))  # FEATURES starts with amount
+    frame = pd.DataFrame({"feature": FEATURES, "importance": shares / shares.sum()})
+    assert validate(frame, IMPORTANCE).success
+    leak = frame.copy()
+    leak.loc[leak["feature"] == "merchant_fraud_rate_30d", "importance"] = 5.0
+    leak["importance"] = leak["importance"] / leak["importance"].sum()  # one feature ~80%
+    assert ("expect_column_max_to_be_between", "importance") in failed(validate(leak, IMPORTANCE))
+    no_amount = frame[~frame["feature"].str.contains("amount|spend")]
+    assert ("expect_top_ranked_values_to_match_regex", None) in failed(
+        validate(no_amount, IMPORTANCE)
+    )
