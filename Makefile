@@ -30,3 +30,4 @@ status:
 bench: setup  ## benchmarks: platform against raw baselines, printed side by side
 	$(UV) run python benchmarks/ingestion/bench_validator.py
 	$(UV) run python benchmarks/batch/bench_features.py
+	$(UV) run python benchmarks/quality/bench_checks.py

@@ -38,6 +38,7 @@ class Dashboard:
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     images: dict[str, bytes] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
+    pages: list[str] = field(default_factory=list)  # the day's Data Docs pages, by file name
 
     @property
     def path(self) -> str:
@@ -53,6 +54,7 @@ def build(lake: Any, day: str, alerter: Alerter | None = None) -> Dashboard:
     _completeness_and_consistency(lake, board)
     _freshness(lake, board)
     _drift(lake, board)
+    board.pages = _validation_pages(lake, day)
     board.alerts = (alerter or Alerter.from_env()).recent(hours=24)
     board.summary["alerts_24h"] = len(board.alerts)
     return board
@@ -166,6 +168,16 @@ def _drift(lake: Any, board: Dashboard) -> None:
     board.images["psi"] = out["png"]
 
 
+def _validation_pages(lake: Any, day: str) -> list[str]:
+    """The Data Docs pages the day's checks wrote next to the dashboard."""
+    from pyarrow.fs import FileSelector
+
+    filesystem, base = lake.filesystem()
+    selector = FileSelector(f"{base}/{REPORTS_PATH}/date={day}", allow_not_found=True)
+    names = (info.base_name for info in filesystem.get_file_info(selector))
+    return sorted(n for n in names if n.endswith(".html") and n != "dashboard.html")
+
+
 def _page(board: Dashboard) -> str:
     def table(rows: dict[str, Any]) -> str:
         body = "".join(
@@ -179,6 +191,11 @@ def _page(board: Dashboard) -> str:
         for name, png in board.images.items()
     )
     tables = "".join(f"<h3>{html.escape(n)}</h3>{table(t)}" for n, t in board.tables.items())
+    links = "".join(
+        f'<li><a href="{html.escape(p)}">{html.escape(p.removesuffix(".html"))}</a></li>'
+        for p in board.pages
+    )
+    pages = f"<ul>{links}</ul>" if links else "<p>no check has run for this day</p>"
     alerts = "".join(
         f"<tr><td>{pd.Timestamp(a.at_ms, unit='ms', tz='UTC'):%Y-%m-%d %H:%M}</td>"
         f"<td>{a.severity}</td><td>{html.escape(a.source)}</td><td>{html.escape(a.title)}</td></tr>"
@@ -191,6 +208,7 @@ table{{border-collapse:collapse;margin-bottom:1em}}td{{border:1px solid #ddd;pad
 figure{{display:inline-block;margin:0 1em 1em 0}}</style></head><body>
 <h1>Data quality, {board.day}</h1>
 <h2>Summary</h2>{table(board.summary)}
+<h2>Validation results (Data Docs)</h2>{pages}
 <h2>Plots</h2>{images}
 <h2>Details</h2>{tables}
 <h2>Alerts, last 24 hours</h2>

@@ -246,43 +246,44 @@ class _DriftExpectation(_Expectation):
         return {"success": True, "result": {"observed_value": reason}}
 
 
-class ExpectColumnsPsiToBeLessThan(_DriftExpectation):
+class _ColumnsStatisticExpectation(_DriftExpectation):
+    """Each column's `statistic` (a function of drift.py) against its reference is below the
+    limit named by `limit_key`."""
+
+    references: Union[Dict[str, Any], SuiteParameterDict]
+
+    reference_key: ClassVar[str] = "references"
+    statistic: ClassVar[str]
+    limit_key: ClassVar[str]
+    metric_dependencies = ("table.columns_cdf_at", "table.row_count")
+
+    def _validate(self, metrics: Dict, runtime_configuration=None, execution_engine=None) -> Dict:
+        if not self.compared(metrics):
+            return self.skipped(metrics)
+        statistic = getattr(drift, self.statistic)
+        values = drift.compare(self.kw("references"), self.metric(metrics), statistic)
+        return _each_below(values, self.kw(self.limit_key))
+
+
+class ExpectColumnsPsiToBeLessThan(_ColumnsStatisticExpectation):
     """Each column's PSI against its reference (e.g. the previous 7 days) is below max_psi;
     references come from `drift.reference`."""
 
-    references: Union[Dict[str, Any], SuiteParameterDict]
     max_psi: Number = 0.25
 
-    reference_key: ClassVar[str] = "references"
-    metric_dependencies = ("table.columns_cdf_at", "table.row_count")
+    statistic: ClassVar[str] = "psi"
+    limit_key: ClassVar[str] = "max_psi"
     success_keys = ("references", "max_psi", "min_rows")
 
-    def _validate(self, metrics: Dict, runtime_configuration=None, execution_engine=None) -> Dict:
-        if not self.compared(metrics):
-            return self.skipped(metrics)
-        return _each_below(
-            drift.compare(self.kw("references"), self.metric(metrics), drift.psi),
-            self.kw("max_psi"),
-        )
 
-
-class ExpectColumnsKsStatisticToBeLessThan(_DriftExpectation):
+class ExpectColumnsKsStatisticToBeLessThan(_ColumnsStatisticExpectation):
     """Each column's KS statistic against its reference is below max_statistic."""
 
-    references: Union[Dict[str, Any], SuiteParameterDict]
     max_statistic: Number = 0.1
 
-    reference_key: ClassVar[str] = "references"
-    metric_dependencies = ("table.columns_cdf_at", "table.row_count")
+    statistic: ClassVar[str] = "ks"
+    limit_key: ClassVar[str] = "max_statistic"
     success_keys = ("references", "max_statistic", "min_rows")
-
-    def _validate(self, metrics: Dict, runtime_configuration=None, execution_engine=None) -> Dict:
-        if not self.compared(metrics):
-            return self.skipped(metrics)
-        return _each_below(
-            drift.compare(self.kw("references"), self.metric(metrics), drift.ks),
-            self.kw("max_statistic"),
-        )
 
 
 class ExpectColumnsCorrelationsToMatchReference(_DriftExpectation):

@@ -32,6 +32,31 @@ class DagsterService(Service):
         if not link.is_symlink():
             link.unlink(missing_ok=True)
             link.symlink_to(PROJECT_ROOT / "dagster.yaml")
+        self.fail_orphaned_runs()
+
+    def fail_orphaned_runs(self) -> list[str]:
+        """Runs `dagster dev` launched and left in flight when it last stopped: their workers
+        died with it. Marked failed, with their pool slots freed, so no step waits forever
+        for a slot a dead run holds. In-process runs (the CLI's, the tests') are left alone."""
+        import dagster as dg
+        from dagster._core.instance.ref import InstanceRef
+
+        if not (self.dir / "history").exists():  # a new home: no run yet
+            return []
+        in_flight = [
+            dg.DagsterRunStatus.STARTING,
+            dg.DagsterRunStatus.STARTED,
+            dg.DagsterRunStatus.CANCELING,
+        ]
+        failed = []
+        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(self.dir))) as instance:
+            for run in instance.get_runs(filters=dg.RunsFilter(statuses=in_flight)):
+                if ".dagster/grpc_info" not in run.tags:
+                    continue
+                instance.report_run_failed(run, "its worker stopped with the stack")
+                instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+                failed.append(run.run_id)
+        return failed
 
     def environment(self) -> dict[str, str]:
         return {**super().environment(), "DAGSTER_HOME": str(self.dir)}

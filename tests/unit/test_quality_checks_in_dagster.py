@@ -12,16 +12,17 @@ import pyarrow.parquet as pq
 from assets.models import posttraining_checks
 from assets.processed import processed_checks
 from assets.raw import raw_checks, raw_transactions
+from assets.training import training_checks
 from fraud_platform.lake import MERCHANTS, PROCESSED_TRANSACTIONS_PATH, USERS
 from fraud_platform.models import registry
 from fraud_platform.models.gate import promotion_decision
-from fraud_platform.models.training import FEATURES
+from fraud_platform.models.training import FEATURES, TRAINING_SETS_PATH
 from fraud_platform.partitions import daily
 from fraud_platform.resources import LakeResource
 from fraud_platform.simulation.history import write_history
 from fraud_platform.simulation.reference import build_world
 
-from .test_quality_suites import holdout, processed_batch
+from .test_quality_suites import holdout, processed_batch, training_batch
 
 DAY = "2025-03-05"
 
@@ -160,3 +161,23 @@ def test_layer_5_a_broken_model_stops_the_run_and_a_worse_one_is_not_promoted(tm
     assert not passed and ran == {"models/evaluation", "test/after/models/evaluation"}
     promote, reason = promotion_decision(lake, DAY)
     assert not promote and reason.startswith("layer 5 failed: expect_score_to_beat_baseline")
+
+
+def test_layer_4_a_leaky_training_set_stops_the_model(tmp_path):
+    lake = LakeResource(root=str(tmp_path))
+
+    def training(leak: bool):
+        def write(lake, day):
+            frame = training_batch()
+            if leak:  # a merchant fraud rate computed with labels not known yet
+                frame["merchant_fraud_rate_30d"] = frame["label"] * 0.9 + 0.05
+            for split, rows in frame.groupby("split"):
+                path = f"{TRAINING_SETS_PATH}/date={day}/split={split}"
+                write_parquet(lake, path, rows.drop(columns=["split"]))
+
+        return write
+
+    key = "training/training_set"
+    assert run_guarded(lake, key, training(False), training_checks)[0]
+    passed, ran = run_guarded(lake, key, training(True), training_checks)
+    assert not passed and ran == {key}

@@ -36,7 +36,11 @@ def lake_with_a_week(tmp_path) -> LakeResource:
 def test_the_dashboard_reports_what_the_lake_holds(tmp_path, alerts_file):
     lake = lake_with_a_week(tmp_path)
     Alerter.from_env().send(Alert("quality/test", "WARN", "PSI above 0.25 on amount"))
+    folder = tmp_path / "lake" / dashboard.Dashboard(DAY).path
+    folder.parent.mkdir(parents=True)
+    (folder.parent / "ingestion_raw_transactions.html").write_text("<html>a check's page</html>")
     board = dashboard.build(lake, DAY)
+    assert board.pages == ["ingestion_raw_transactions.html"]
     rows = board.summary["rows"]
     assert rows > 0
     assert board.summary["dead_letter_rate"] == round(3 / (rows + 3), 6)
@@ -48,6 +52,7 @@ def test_the_dashboard_reports_what_the_lake_holds(tmp_path, alerts_file):
     assert all(png.startswith(PNG) for png in board.images.values())
     page = board.html()
     assert "PSI above 0.25 on amount" in page and page.count("data:image/png") == len(board.images)
+    assert '<a href="ingestion_raw_transactions.html">' in page
 
 
 def test_the_dashboard_asset_writes_the_page_and_shows_its_plot(tmp_path):
