@@ -12,9 +12,8 @@ from fraud_platform.features.catalog import (
     WINDOWS_MS,
     ProfileField,
 )
+from fraud_platform.features.online import PROFILE_KEYS
 from fraud_platform.lake import LABELS, PROCESSED_TRANSACTIONS_PATH
-
-PROFILE_KEYS = {"user": "user:{}:profile", "merchant": "merchant:{}"}
 
 
 def _profile_sql(entity: str, fields: list[ProfileField], end_ms: int) -> str:
