@@ -112,7 +112,8 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
         frame = load_training_set(lake, day)
         test = frame[frame["split"] == "test"]
         labels = test["label"].to_numpy()
-        scores = {"candidate": predict(registry.load_booster(lake, version), test)}
+        booster = registry.load_booster(lake, version)
+        scores = {"candidate": predict(booster, test)}
         production = registry.current_version(lake)
         if production is not None:
             scores["production"] = predict(registry.load_booster(lake, production), test)
@@ -131,7 +132,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
                     "production_score": scores.get("production", np.full(len(labels), np.nan)),
                 }
             ),
-            registry.IMPORTANCE_FILE: importance(registry.load_booster(lake, version)),
+            registry.IMPORTANCE_FILE: importance(booster),
         }
         for name, frame in frames.items():
             table = pa.Table.from_pandas(frame, preserve_index=False)

@@ -6,21 +6,22 @@ written by the ingestion services, never by Dagster.
 """
 
 import dagster as dg
-import pyarrow.dataset as ds
 
 from assets.kafka_topics import topic_asset_key
 from fraud_platform.batch.metadata import lake_size, partition_dates, preview
 from fraud_platform.ingestion.rules import Rules
-from fraud_platform.lake import LABELS, PREDICTIONS, RAW_TRANSACTIONS, LakeTable, existing_dates
+from fraud_platform.lake import (
+    LABELS,
+    PREDICTIONS,
+    RAW_TRANSACTIONS,
+    LakeTable,
+    dataset,
+    existing_dates,
+)
 from fraud_platform.partitions import daily
 from fraud_platform.quality import loaders
 from fraud_platform.quality.checks import suite_checks
 from fraud_platform.resources import LakeResource
-
-
-def _day(lake: LakeResource, table: LakeTable, day: str) -> ds.Dataset:
-    filesystem, base = lake.filesystem()
-    return ds.dataset(f"{base}/{table.path}/date={day}", filesystem=filesystem, format="parquet")
 
 
 def _describe(lake: LakeResource, table: LakeTable, dates: list[str]) -> dict:
@@ -31,9 +32,9 @@ def _describe(lake: LakeResource, table: LakeTable, dates: list[str]) -> dict:
         if day not in present:
             rows_by_date[day] = 0
             continue
-        dataset = _day(lake, table, day)
-        rows_by_date[day] = dataset.count_rows()
-        head = head or dataset.head(5).to_pylist()
+        day_data = dataset(lake, f"{table.path}/date={day}")
+        rows_by_date[day] = day_data.count_rows()
+        head = head or day_data.head(5).to_pylist()
     return {
         "path": lake.uri(table.path),
         "files": files,

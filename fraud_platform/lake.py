@@ -245,6 +245,14 @@ PROCESSED_TRANSACTIONS_PATH = "processed/transactions"
 TRANSACTION_FEATURES_PATH = "processed/features"
 
 
+def dataset(lake, path: str):
+    """A folder of the lake (e.g. `raw/transactions/date=D`) as one pyarrow Parquet dataset."""
+    import pyarrow.dataset as ds
+
+    filesystem, base = lake.filesystem()
+    return ds.dataset(f"{base}/{path}", filesystem=filesystem, format="parquet")
+
+
 def existing_dates(lake, path: str, dates: list[str]) -> list[str]:
     """The dates among `dates` that have a `date=` folder under `path`."""
     from pyarrow.fs import FileType

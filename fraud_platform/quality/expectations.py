@@ -47,6 +47,11 @@ def _frame(execution_engine: Any, metric_domain_kwargs: dict) -> Any:
 # -- metrics -------------------------------------------------------------------------------
 
 
+def _points(references: dict[str, Any], columns: Any) -> dict[str, list[float]]:
+    """{column: its reference's points} for the frame's columns that have a reference."""
+    return {c: ref["points"] for c, ref in references.items() if ref is not None and c in columns}
+
+
 class ColumnsCdfAt(TableMetricProvider):
     """{column: share of values <= each of its reference's points}."""
 
@@ -56,21 +61,13 @@ class ColumnsCdfAt(TableMetricProvider):
     @metric_value(engine=PandasExecutionEngine)
     def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, **_):
         frame = _frame(execution_engine, metric_domain_kwargs)
-        references = metric_value_kwargs["references"]
-        return {
-            column: drift.cdf_at(frame[column], ref["points"]).tolist()
-            for column, ref in references.items()
-            if ref is not None and column in frame.columns
-        }
+        wanted = _points(metric_value_kwargs["references"], frame.columns)
+        return {c: drift.cdf_at(frame[c], points).tolist() for c, points in wanted.items()}
 
     @metric_value(engine=SparkDFExecutionEngine)
     def _spark(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, **_):
         frame = _frame(execution_engine, metric_domain_kwargs)
-        wanted = {
-            column: ref["points"]
-            for column, ref in metric_value_kwargs["references"].items()
-            if ref is not None and column in frame.columns
-        }
+        wanted = _points(metric_value_kwargs["references"], frame.columns)
         if not wanted:
             return {}
         aggregates = [

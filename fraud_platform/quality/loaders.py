@@ -12,7 +12,6 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from fraud_platform.lake import (
     DEAD_LETTERS_PATH,
@@ -21,6 +20,7 @@ from fraud_platform.lake import (
     RAW_TRANSACTIONS,
     TRANSACTION_FEATURES_PATH,
     USERS,
+    dataset,
     existing_dates,
 )
 from fraud_platform.quality import drift
@@ -34,17 +34,12 @@ CALENDAR_FEATURES = {"day_of_week"}
 ERROR_DLQS = [t.name for t in DLQ_TOPICS if t is not DLQ_DUPLICATES]
 
 
-def _dataset(lake: Any, path: str) -> ds.Dataset:
-    filesystem, base = lake.filesystem()
-    return ds.dataset(f"{base}/{path}", filesystem=filesystem, format="parquet")
-
-
 def read_days(lake: Any, path: str, days: list[str], columns: list[str] | None = None):
     """The `date=` partitions of `path` for `days` as one pandas frame (None when none)."""
     present = existing_dates(lake, path, days)
     if not present:
         return None
-    tables = [_dataset(lake, f"{path}/date={d}").to_table(columns=columns) for d in present]
+    tables = [dataset(lake, f"{path}/date={d}").to_table(columns=columns) for d in present]
     return pa.concat_tables(tables, promote_options="default").to_pandas()
 
 
@@ -56,7 +51,7 @@ def previous_days(day: str, count: int) -> list[str]:
 def row_count(lake: Any, path: str, day: str) -> int:
     if not existing_dates(lake, path, [day]):
         return 0
-    return _dataset(lake, f"{path}/date={day}").count_rows()
+    return dataset(lake, f"{path}/date={day}").count_rows()
 
 
 def raw_transactions(resources: dict[str, Any], day: str) -> Loaded:
@@ -87,7 +82,7 @@ def _reference_ids(lake: Any, path: str, key: str) -> pd.Series:
     filesystem, base = lake.filesystem()
     if filesystem.get_file_info(f"{base}/{path}").type.name != "Directory":
         return pd.Series([], dtype=object)
-    return _dataset(lake, path).to_table(columns=[key]).column(key).to_pandas()
+    return dataset(lake, path).to_table(columns=[key]).column(key).to_pandas()
 
 
 def feature_drift(resources: dict[str, Any], day: str) -> Loaded:
