@@ -15,6 +15,7 @@ setup:
 
 run: setup  ## start every service; the Dagster UI answers on http://127.0.0.1:3000
 	$(UV) run fraud-platform stack up
+	$(UV) run fraud-platform stream deploy
 
 test: setup  ## lint, then unit and integration tests against the real services
 	$(UV) run ruff check .

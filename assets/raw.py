@@ -7,7 +7,7 @@ written by the ingestion services, never by Dagster.
 
 import dagster as dg
 
-from assets.kafka_topics import topic_asset_key
+from assets.keys import topic_asset_key
 from fraud_platform.batch.metadata import lake_size, partition_dates, preview
 from fraud_platform.ingestion.rules import Rules
 from fraud_platform.lake import (

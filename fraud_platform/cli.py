@@ -170,6 +170,75 @@ def sql(sql_file: Path, wait: bool, timeout: float) -> None:
 
 
 @main.group()
+def stream() -> None:
+    """The Flink streaming jobs: enrichment (job 1) and aggregates (job 2)."""
+
+
+def _streaming_jobs(names: tuple[str, ...]):
+    from fraud_platform.streaming.jobs import JOBS
+
+    unknown = [n for n in names if n not in JOBS]
+    if unknown:
+        raise click.BadParameter(f"unknown job {unknown[0]!r}; one of {', '.join(JOBS)}")
+    return [JOBS[n] for n in names or JOBS]
+
+
+@stream.command()
+@click.argument("jobs", nargs=-1)
+def deploy(jobs: tuple[str, ...]) -> None:
+    """Deploy the jobs (all by default) unless they already run."""
+    from fraud_platform.streaming import control
+
+    try:
+        for job in _streaming_jobs(jobs):
+            console.print(f"{job.name}: Flink job {control.deploy(Settings.from_env(), job)}")
+    except StackError as error:
+        _fail(error)
+
+
+@stream.command("stop")
+@click.argument("jobs", nargs=-1)
+def stream_stop(jobs: tuple[str, ...]) -> None:
+    """Stop the jobs with a savepoint."""
+    from fraud_platform.streaming import control
+
+    try:
+        for job in _streaming_jobs(jobs):
+            console.print(f"{job.name}: savepoint {control.stop(Settings.from_env(), job)}")
+    except StackError as error:
+        _fail(error)
+
+
+@stream.command()
+@click.argument("jobs", nargs=-1)
+def restart(jobs: tuple[str, ...]) -> None:
+    """Restart the jobs from their newest savepoint or retained checkpoint."""
+    from fraud_platform.streaming import control
+
+    try:
+        for job in _streaming_jobs(jobs):
+            job_id, resumed = control.restart(Settings.from_env(), job)
+            console.print(f"{job.name}: Flink job {job_id}, resumed from {resumed or 'scratch'}")
+    except StackError as error:
+        _fail(error)
+
+
+@stream.command("status")
+def stream_status() -> None:
+    """What the Flink REST API says about each job (as the Dagster sensor records it)."""
+    from fraud_platform.streaming.control import FlinkJobs
+    from fraud_platform.streaming.jobs import JOBS
+    from sensors.streaming import observe
+
+    settings = Settings.from_env()
+    table = Table("job", "observation")
+    for job in JOBS.values():
+        metadata, _ = observe(FlinkJobs(settings), settings, job)
+        table.add_row(job.name, ", ".join(f"{k}={v}" for k, v in metadata.items()))
+    console.print(table)
+
+
+@main.group()
 def ingest() -> None:
     """Layer-1 ingestion services: the validator and the lake archivers (long-running)."""
 

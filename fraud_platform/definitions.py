@@ -6,9 +6,10 @@ so adding a domain is one import here.
 
 import dagster as dg
 
-from assets import features, kafka_topics, models, processed, quality, raw, training
+from assets import features, kafka_topics, models, processed, quality, raw, streaming, training
 from fraud_platform.resources import build_resources
 from sensors import alerts, labels, schedules
+from sensors import streaming as streaming_sensors
 
 defs = dg.Definitions.merge(
     kafka_topics.defs,
@@ -18,6 +19,8 @@ defs = dg.Definitions.merge(
     training.defs,
     models.defs,
     quality.defs,
+    streaming.defs,
+    streaming_sensors.defs,
     schedules.defs,
     labels.defs,
     alerts.defs,

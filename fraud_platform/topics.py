@@ -62,6 +62,14 @@ TRANSACTIONS_ENRICHED = Topic(
     True,
     "Transactions with their real-time features, ready for the scorer.",
 )
+TRANSACTIONS_LATE = Topic(
+    "transactions-late",
+    "user_id",
+    7,
+    False,
+    "Transactions that reached the aggregates job after its allowed lateness (still in the "
+    "lake through transactions-raw; here to be counted and inspected).",
+)
 FRAUD_LABELS = Topic(
     "fraud-labels",
     "transaction_id",
@@ -109,6 +117,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     TRANSACTIONS_INGEST,
     TRANSACTIONS_RAW,
     TRANSACTIONS_ENRICHED,
+    TRANSACTIONS_LATE,
     FRAUD_LABELS,
     MODEL_PREDICTIONS,
     DLQ_SCHEMA_ERRORS,

@@ -39,6 +39,11 @@ class Contract:
         object.__setattr__(self, "_parsed", parse_schema(_without_logical_types(self.schema)))
 
     @property
+    def wire_schema(self) -> dict[str, Any]:
+        """The schema as the wire has it (timestamps as epoch-millisecond longs)."""
+        return _without_logical_types(self.schema)
+
+    @property
     def field_names(self) -> list[str]:
         return [f["name"] for f in self.schema["fields"]]
 

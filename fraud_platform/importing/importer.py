@@ -239,7 +239,13 @@ def import_to_kafka(
     for batch in transactions.to_batches(10_000):
         for row in batch.to_pylist():
             record = transaction_record(row)
-            produce(producer, ingest, record["user_id"], TRANSACTION.encode(record))
+            produce(
+                producer,
+                ingest,
+                record["user_id"],
+                TRANSACTION.encode(record),
+                record["timestamp"] or 0,
+            )
         sent += batch.num_rows
         producer.poll(0)
         progress(sent)

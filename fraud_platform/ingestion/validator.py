@@ -275,7 +275,9 @@ class Validator:
         for i, (transaction_id, user_id, rejected) in enumerate(batch.verdicts):
             rejection = batch.duplicates.get(i) or (rejected and Rejection(*rejected))
             if rejection is None:
-                produce(self.producer, raw_topic, user_id, batch.values[i])
+                # The ingest record's timestamp (its event time) carries over to raw.
+                when = batch.messages[i].timestamp()[1]
+                produce(self.producer, raw_topic, user_id, batch.values[i], max(when, 0))
                 valid += 1
                 continue
             self._dead_letter(batch.messages[i], transaction_id, rejection, rejected_at)

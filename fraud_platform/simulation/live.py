@@ -91,7 +91,7 @@ def run_live(
                 payments = transaction_messages(generate_day(world, day, volume).transactions)
                 continue
             record["timestamp"] = now_ms
-            produce(producer, ingest, record["user_id"], TRANSACTION.encode(record))
+            produce(producer, ingest, record["user_id"], TRANSACTION.encode(record), now_ms)
             sent += 1
         for label in pending.due(now_ms):
             produce(producer, labels_topic, label["transaction_id"], FRAUD_LABEL.encode(label))

@@ -85,7 +85,12 @@ class FlinkRuntime:
     def _link_lib(self, connectors: list[Path]) -> None:
         """Link the jars in place (never emptying the folder under a running cluster)."""
         self.lib_dir.mkdir(parents=True, exist_ok=True)
-        wanted = {j.name: j for j in [*(self.flink_home / "lib").glob("*.jar"), *connectors]}
+        # flink-python (opt/) runs the Python operators of the PyFlink jobs.
+        shipped = [
+            *(self.flink_home / "lib").glob("*.jar"),
+            *(self.flink_home / "opt").glob("flink-python-*.jar"),
+        ]
+        wanted = {j.name: j for j in [*shipped, *connectors]}
         for link in self.lib_dir.iterdir():
             if link.name not in wanted or link.resolve() != wanted[link.name]:
                 link.unlink()
@@ -170,25 +175,17 @@ class FlinkTaskManager(_FlinkProcess):
 JOB_ID = re.compile(r"Job ID:\s*([0-9a-f]{32})")
 
 
-def submit_sql(settings: Settings, sql: str, timeout: float = 180.0) -> str:
-    """Submit SQL statements to the session cluster; return the id of the last job.
-
-    streaming/submit_sql.py runs in the PyFlink environment with the stack's conf and lib
-    dirs, so the client plans against the same jars the cluster runs and targets its REST API.
-    """
+def run_client(settings: Settings, argv: list[str], what: str, timeout: float = 180.0) -> str:
+    """Run a PyFlink client script (streaming/.venv's Python, the stack's conf and lib dirs,
+    so it plans against the jars the cluster runs); return the id of the last job it
+    submitted, printed as `Job ID: <id>`."""
     runtime = FlinkRuntime(settings)
     runtime.prepare()
-    script = settings.home / "flink" / "submitted.sql"
-    script.write_text(sql)
     env = runtime.environment({k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"})
+    env["PYTHONPATH"] = str(STREAMING_DIR)
     try:
         done = subprocess.run(
-            [
-                str(streaming_python()),
-                str(STREAMING_DIR / "submit_sql.py"),
-                str(script),
-                settings.flink_rest_url,
-            ],
+            [str(streaming_python()), *argv],
             env=env,
             capture_output=True,
             text=True,
@@ -197,17 +194,27 @@ def submit_sql(settings: Settings, sql: str, timeout: float = 180.0) -> str:
         )
     except subprocess.TimeoutExpired:
         raise StackError(
-            f"the Flink SQL submission did not finish within {timeout:.0f}s; "
-            "check `fraud-platform stack status` and `fraud-platform stack logs flink-jobmanager`"
+            f"the {what} did not finish within {timeout:.0f}s; check `fraud-platform stack "
+            "status` and `fraud-platform stack logs flink-jobmanager`"
         ) from None
     job_ids = JOB_ID.findall(done.stdout)
     if done.returncode != 0 or not job_ids:
         lines = (done.stdout + done.stderr).strip().splitlines()
         cause = next(
-            (ln for ln in reversed(lines) if "Exception" in ln), lines[-1] if lines else ""
+            (ln for ln in reversed(lines) if "Exception" in ln or "Error" in ln),
+            lines[-1] if lines else "",
         )
-        raise StackError(f"Flink SQL submission failed (exit {done.returncode}): {cause.strip()}")
+        raise StackError(f"{what} failed (exit {done.returncode}): {cause.strip()}")
     return job_ids[-1]
+
+
+def submit_sql(settings: Settings, sql: str, timeout: float = 180.0) -> str:
+    """Submit SQL statements to the session cluster; return the id of the last job."""
+    script = settings.home / "flink" / "submitted.sql"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(sql)
+    argv = [str(STREAMING_DIR / "submit_sql.py"), str(script), settings.flink_rest_url]
+    return run_client(settings, argv, "Flink SQL submission", timeout)
 
 
 def wait_for_job(settings: Settings, job_id: str, states: set[str], timeout: float) -> str:

@@ -121,3 +121,22 @@ def test_random_input_through_the_real_validator_is_conserved(settings, stack, v
         assert len(raw) + sum(len(m) for m in dead.values()) == len(values)
     finally:
         topics.delete()
+
+
+def test_raw_records_carry_the_event_time_of_their_ingest_record(settings, topics):
+    """The streaming jobs take event time and watermarks from the record timestamp."""
+    from confluent_kafka import Producer
+
+    now = int(time.time() * 1000)
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    sent = {}
+    for i in range(20):
+        record = transaction(i, now - i * 60_000, topics.prefix)
+        sent[record["transaction_id"]] = record["timestamp"]
+        producer.produce(topics.name("transactions-ingest"), TRANSACTION.encode(record),
+                         record["user_id"], timestamp=record["timestamp"])  # fmt: skip
+    assert producer.flush(30) == 0
+    run_validator(settings, topics)
+    raw, _ = topics.outputs()
+    stamped = {TRANSACTION.decode(m.value())["transaction_id"]: m.timestamp()[1] for m in raw}
+    assert stamped == sent

@@ -1,0 +1,159 @@
+"""The streaming jobs: what each reads and feeds, and the spec it is deployed with.
+
+The jobs' code (streaming/fraud_streaming) runs in PyFlink's own environment and imports
+nothing from here; everything it needs from the platform (the compiled feature catalog, the
+contracts, topic names, the Redis key layout, event-time settings) travels in its spec, a
+JSON document written at deploy time. So the catalog, the contracts and the key layout stay
+defined once, here, and a redeploy is how a catalog change reaches the stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fraud_platform.config import Settings
+from fraud_platform.contracts import DEAD_LETTER, ENRICHED_TRANSACTION, TRANSACTION
+from fraud_platform.contracts.registry import Contract
+from fraud_platform.features.catalog import WINDOWS_MS
+from fraud_platform.features.online import PROFILE_KEYS, STREAM_WINDOWS
+from fraud_platform.features.stream import stream_features
+from fraud_platform.lake import MERCHANTS, USERS
+from fraud_platform.topics import (
+    DLQ_PROCESSING_ERRORS,
+    TRANSACTIONS_ENRICHED,
+    TRANSACTIONS_LATE,
+    TRANSACTIONS_RAW,
+    topic_name,
+)
+
+FEATURE_VERSION = "v1"
+MINUTE_MS = 60_000
+
+
+@dataclass(frozen=True)
+class StreamingJob:
+    """A long-running Flink job of the platform."""
+
+    name: str
+    description: str
+    reads: tuple[str, ...]  # topics
+    writes: tuple[str, ...]  # topics and Redis key spaces
+    redis_key_spaces: tuple[tuple[str, str], ...] = field(default=())  # (name, key pattern)
+
+    @property
+    def pipeline_name(self) -> str:
+        return f"fraud-{self.name}"
+
+
+ENRICHMENT = StreamingJob(
+    "enrichment",
+    "Job 1: per-transaction features (row, user windows before it, amount deviation) from "
+    "transactions-raw to transactions-enriched, exactly-once.",
+    reads=(TRANSACTIONS_RAW.name,),
+    writes=(TRANSACTIONS_ENRICHED.name, DLQ_PROCESSING_ERRORS.name),
+)
+AGGREGATES = StreamingJob(
+    "aggregates",
+    "Job 2: per-user 1h/24h/7d/30d and per-merchant 24h/7d/30d sliding windows in event "
+    "time, written to the Redis feature store; events beyond the lateness go to "
+    "transactions-late.",
+    reads=(TRANSACTIONS_RAW.name,),
+    writes=(TRANSACTIONS_LATE.name, DLQ_PROCESSING_ERRORS.name),
+    redis_key_spaces=(
+        ("user_windows", "user:{id}:agg:{window}"),
+        ("merchant_windows", PROFILE_KEYS["merchant"].format("{id}")),
+    ),
+)
+JOBS = {job.name: job for job in (ENRICHMENT, AGGREGATES)}
+
+
+@dataclass(frozen=True)
+class EventTime:
+    """The design's event-time rules: a 5-minute watermark and 5 minutes of lateness."""
+
+    watermark_ms: int = 5 * MINUTE_MS
+    lateness_ms: int = 5 * MINUTE_MS
+    idleness_ms: int = 10_000  # a quiet partition stops holding the watermark back
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where a job instance reads and writes: the platform's defaults, or a test's or a
+    tenant's isolated topics (prefix), Redis keys (key_prefix) and lake."""
+
+    topic_prefix: str = ""
+    key_prefix: str = ""
+    lake_root: str = ""
+    checkpoint_interval: str = ""
+    event_time: EventTime = field(default_factory=EventTime)
+    restore_from: str = ""
+    parallelism: int = 1
+
+    def group(self, job: StreamingJob) -> str:
+        return f"{self.topic_prefix}{job.pipeline_name}"
+
+
+DEFAULT_DEPLOYMENT = Deployment()
+
+
+def _contract(contract: Contract) -> dict[str, Any]:
+    return {"id": contract.schema_id, "schema": contract.wire_schema}
+
+
+def _reference_uri(lake_root: str, path: str) -> str:
+    if lake_root.startswith("s3://"):
+        return f"{lake_root.rstrip('/')}/{path}"
+    from pathlib import Path
+
+    return (Path(lake_root).resolve() / path).as_uri()
+
+
+def job_spec(settings: Settings, job: StreamingJob, deployment: Deployment) -> dict[str, Any]:
+    """The JSON document a job is submitted with (see streaming/fraud_streaming/submit.py)."""
+    lake = deployment.lake_root or settings.lake_root
+    topics = {
+        "raw": TRANSACTIONS_RAW.name,
+        "enriched": TRANSACTIONS_ENRICHED.name,
+        "late": TRANSACTIONS_LATE.name,
+        "dead_letters": DLQ_PROCESSING_ERRORS.name,
+    }
+    prefix = deployment.key_prefix
+    return {
+        "job": job.name,
+        "name": job.pipeline_name
+        + (f" [{deployment.topic_prefix}]" if deployment.topic_prefix else ""),
+        "group": deployment.group(job),
+        "kafka": {"bootstrap": settings.kafka_bootstrap, "transaction_timeout_ms": 600_000},
+        "topics": {k: topic_name(v, deployment.topic_prefix) for k, v in topics.items()},
+        "contracts": {
+            "transaction": _contract(TRANSACTION),
+            "enriched": _contract(ENRICHED_TRANSACTION),
+            "dead_letter": _contract(DEAD_LETTER),
+        },
+        "features": stream_features(),
+        "feature_version": FEATURE_VERSION,
+        "reference": {
+            "users": _reference_uri(lake, USERS.path),
+            "merchants": _reference_uri(lake, MERCHANTS.path),
+        },
+        "redis": {"url": settings.redis_url, "batch": 500, "flush_ms": 20},
+        "keys": {
+            "user_window": prefix + "user:{}:agg:{}",
+            "merchant": prefix + PROFILE_KEYS["merchant"],
+        },
+        "windows_ms": {w: WINDOWS_MS[w] for w in STREAM_WINDOWS},
+        "event_time": vars(deployment.event_time),
+        "restore_from": deployment.restore_from,
+        "flink": {
+            "rest_url": settings.flink_rest_url,
+            "settings": {
+                "parallelism.default": deployment.parallelism,
+                "execution.checkpointing.interval": deployment.checkpoint_interval
+                or settings.flink_checkpoint_interval,
+                # Hand records to the Python workers in small bundles: latency over batching.
+                "python.fn-execution.bundle.size": 1000,
+                "python.fn-execution.bundle.time": 20,
+            },
+        },
+    }

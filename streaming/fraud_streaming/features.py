@@ -1,0 +1,192 @@
+"""The compiled feature catalog at run time: expressions over a row, and windows over an
+entity's history.
+
+Both jobs keep each entity's recent events sorted by (event time, transaction id). The
+enrichment asks for the windows strictly before a transaction, [t - w, t - 1] in epoch ms
+(the batch SQL's `RANGE BETWEEN w PRECEDING AND 1 PRECEDING`); the aggregates job asks for
+the windows as of its latest event, [T - w + 1, T], which is what the online store serves.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Row = dict[str, Any]
+
+
+def _nullif(value: Any, other: Any) -> Any:
+    return None if value == other else value
+
+
+_CASTS: dict[str, Callable[[Any], Any]] = {"DOUBLE": float, "BIGINT": int, "STRING": str}
+_SQL_NULL = (TypeError, ZeroDivisionError, ValueError, OverflowError)
+
+
+def compile_expression(source: str) -> Callable[[Row], Any]:
+    """A function of a row evaluating a translated catalog expression with SQL's nulls."""
+    function = eval(f"lambda r: {source}", {"math": math, "_nullif": _nullif})
+
+    def evaluate(row: Row) -> Any:
+        try:
+            return function(row)
+        except _SQL_NULL:
+            return None
+
+    return evaluate
+
+
+def cast(value: Any, dtype: str) -> Any:
+    return None if value is None else _CASTS[dtype](value)
+
+
+class RowFeatures:
+    """The row-level features (and the derived ones) of a processed transaction."""
+
+    def __init__(self, features: Sequence[dict]) -> None:
+        self._features = [
+            (f["name"], f["dtype"], compile_expression(f["python"])) for f in features
+        ]
+
+    def __call__(self, row: Row) -> dict[str, Any]:
+        return {name: cast(fn(row), dtype) for name, dtype, fn in self._features}
+
+
+def _aggregate(kind: str, values: list[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    if kind == "COUNT":
+        return len(present)
+    if kind == "SUM":
+        return sum(present)  # COALESCE(SUM, 0) in the batch SQL
+    if kind == "COUNT_DISTINCT":
+        return len(set(present))
+    if not present:
+        return None
+    if kind == "AVG":
+        return math.fsum(present) / len(present)
+    if kind == "MAX":
+        return max(present)
+    raise ValueError(f"unknown aggregate {kind!r}")
+
+
+class Windows:
+    """A set of window features over one entity's events.
+
+    Each event is stored once with the value of every distinct value expression, so a window
+    is a slice of the sorted history and each feature a pass over one column of it.
+    """
+
+    def __init__(self, features: Sequence[dict]) -> None:
+        self.features = list(features)
+        values = sorted({f["value"] for f in self.features})
+        self.value_index = {source: i for i, source in enumerate(values)}
+        self._values = [compile_expression(source) for source in values]
+        self.horizon_ms = max((f["window_ms"] for f in self.features), default=0)
+
+    def values(self, row: Row) -> tuple:
+        return tuple(fn(row) for fn in self._values)
+
+    def compute(self, history: History, low_of: Callable[[int], int], high: int) -> dict:
+        """Each feature over the history's events with low_of(window_ms) <= ts <= high."""
+        result = {}
+        by_window: dict[int, list[tuple]] = {}
+        for feature in self.features:
+            window = feature["window_ms"]
+            if window not in by_window:
+                by_window[window] = history.between(low_of(window), high)
+            column = self.value_index[feature["value"]]
+            result[feature["name"]] = _aggregate(
+                feature["aggregate"], [event[-1][column] for event in by_window[window]]
+            )
+        return result
+
+    def before(self, history: History, ts_ms: int) -> dict:
+        """Windows strictly before a transaction at ts_ms (the batch's point-in-time rule)."""
+        return self.compute(history, lambda w: ts_ms - w, ts_ms - 1)
+
+    def as_of(self, history: History, ts_ms: int) -> dict:
+        """Windows ending at ts_ms inclusive: what the online store holds at that instant."""
+        return self.compute(history, lambda w: ts_ms - w + 1, ts_ms)
+
+
+class History:
+    """An entity's events, sorted by (ts_ms, transaction_id): (ts_ms, id, device_id,
+    device_changed, values). Plain tuples, so Flink state pickles them cheaply."""
+
+    def __init__(self, events: list[tuple] | None = None) -> None:
+        self.events = events or []
+        self._times = [e[0] for e in self.events]
+
+    def between(self, low: int, high: int) -> list[tuple]:
+        return self.events[bisect_left(self._times, low) : bisect_right(self._times, high)]
+
+    def add(self, event: tuple) -> None:
+        if self.events and (event[0], event[1]) >= (self.events[-1][0], self.events[-1][1]):
+            self.events.append(event)  # the usual case: events of an entity arrive in order
+            self._times.append(event[0])
+            return
+        insort(self.events, event, key=lambda e: (e[0], e[1]))
+        self._times = [e[0] for e in self.events]
+
+    def prune(self, before_ms: int) -> None:
+        cut = bisect_left(self._times, before_ms)
+        if cut:
+            del self.events[:cut], self._times[:cut]
+
+    def record(self, row: Row, windows: Windows, keep_ms: int) -> None:
+        """Add a processed row with the values `windows` aggregate, setting its
+        device_changed from this history when not set yet, and forget what is older than
+        `keep_ms` before the newest event."""
+        if "device_changed" not in row:
+            _, previous_device = self.previous(row["ts_ms"])
+            row["device_changed"] = device_changed(previous_device, row.get("device_id"))
+        event = (
+            row["ts_ms"], row["transaction_id"], row.get("device_id"),
+            row["device_changed"], windows.values(row),
+        )  # fmt: skip
+        self.add(event)
+        self.prune(self._times[-1] - keep_ms)
+
+    def latest_ms(self) -> int | None:
+        return self._times[-1] if self._times else None
+
+    def previous(self, ts_ms: int) -> tuple[int | None, str | None]:
+        """(time of the latest earlier event, device of the latest earlier event that had
+        one): the batch's prev_ts_ms and prev_device_id. Earlier means a smaller ts_ms; among
+        earlier events of one millisecond the larger transaction id is the later, as in the
+        batch SQL."""
+        earlier = bisect_left(self._times, ts_ms)
+        prev_ts = self._times[earlier - 1] if earlier else None
+        device = next((e[2] for e in reversed(self.events[:earlier]) if e[2] is not None), None)
+        return prev_ts, device
+
+
+def device_changed(previous_device: str | None, device_id: str | None) -> int:
+    return int(
+        previous_device is not None and device_id is not None and device_id != previous_device
+    )
+
+
+class Enricher:
+    """A transaction's real-time features from its processed row and its user's history:
+    the row features, every user window before it, and the derived features those allow.
+    The counterpart of the batch SQL's `sequenced` and `base` steps is `History.previous`."""
+
+    def __init__(self, spec: dict) -> None:
+        self.row_features = RowFeatures(spec["row"])
+        self.windows = Windows(spec["user_windows"])
+        self.derived = RowFeatures(spec["derived"])
+        # Late events may still arrive a little before the newest one; keep a day's margin.
+        self.keep_ms = self.windows.horizon_ms + 86_400_000
+
+    def enrich(self, history: History, row: Row) -> dict[str, Any]:
+        ts_ms = row["ts_ms"]
+        row["prev_ts_ms"], previous_device = history.previous(ts_ms)
+        row["device_changed"] = device_changed(previous_device, row.get("device_id"))
+        features = self.row_features(row)
+        features.update(self.windows.before(history, ts_ms))
+        features.update(self.derived({**row, **features}))
+        history.record(row, self.windows, self.keep_ms)
+        return features

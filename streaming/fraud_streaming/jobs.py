@@ -1,0 +1,332 @@
+"""The streaming jobs' pipelines.
+
+enrichment (job 1): transactions-raw -> transactions-enriched. Keyed by user, each
+  transaction gets the catalog's row features, the user's windows strictly before it and the
+  derived features those allow, computed on arrival (no waiting for a watermark). The Kafka
+  sink is exactly-once: a read-committed consumer sees each transaction once, at the
+  checkpoint that commits it.
+aggregates (job 2): transactions-raw -> Redis. Event time with a bounded-out-of-orderness
+  watermark; events later than the watermark minus the allowed lateness go to the late
+  topic (counted); the others update the user's 1h-30d windows (`user:{id}:agg:{window}`)
+  and the merchant's (`merchant:{id}`), written as of the entity's latest event time, in
+  pipelined batches, with TTLs by window. A write only replaces an older or equal
+  `as_of_ms`, so replay after a failure rewrites the same values (idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from pyflink.common import Duration, Row, Types, WatermarkStrategy
+from pyflink.common.serialization import ByteArraySchema
+from pyflink.datastream import (
+    KeyedProcessFunction,
+    OutputTag,
+    ProcessFunction,
+    RuntimeContext,
+    StreamExecutionEnvironment,
+)
+from pyflink.datastream.connectors.kafka import (
+    KafkaOffsetResetStrategy,
+    KafkaOffsetsInitializer,
+    KafkaSource,
+)
+from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.table import StreamTableEnvironment
+
+from fraud_streaming.features import Enricher, History, Windows
+from fraud_streaming.records import Codec, Reference
+
+log = logging.getLogger("fraud_streaming")
+KEYED = Types.ROW_NAMED(["k", "v"], [Types.PRIMITIVE_ARRAY(Types.BYTE())] * 2)
+LATE = OutputTag("late", KEYED)
+DEAD = OutputTag("dead", KEYED)
+NOTHING = Types.ROW_NAMED(["n"], [Types.LONG()])
+
+
+def kafka_source(spec: dict, topic: str) -> KafkaSource:
+    kafka = spec["kafka"]
+    return (
+        KafkaSource.builder()
+        .set_bootstrap_servers(kafka["bootstrap"])
+        .set_topics(topic)
+        .set_group_id(spec["group"])
+        .set_starting_offsets(
+            KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST)
+        )
+        .set_value_only_deserializer(ByteArraySchema())
+        .set_properties(
+            {"isolation.level": "read_committed", "partition.discovery.interval.ms": "60000"}
+        )
+        .build()
+    )
+
+
+def kafka_sink_sql(spec: dict, table: str, topic: str) -> str:
+    """A keyed Kafka sink table (raw key and value bytes), exactly-once."""
+    kafka = spec["kafka"]
+    return f"""
+        CREATE TEMPORARY TABLE {table} (k BYTES, v BYTES) WITH (
+          'connector' = 'kafka',
+          'topic' = '{topic}',
+          'properties.bootstrap.servers' = '{kafka["bootstrap"]}',
+          'properties.transaction.timeout.ms' = '{kafka["transaction_timeout_ms"]}',
+          'key.format' = 'raw', 'key.fields' = 'k',
+          'value.format' = 'raw', 'value.fields-include' = 'EXCEPT_KEY',
+          'sink.delivery-guarantee' = 'exactly-once',
+          'sink.transactional-id-prefix' = '{spec["group"]}-{table}'
+        )"""
+
+
+class Decode(ProcessFunction):
+    """Raw message -> processed row (with its message bytes). A message that does not decode
+    goes to the dead-letter topic with the reason instead of failing the job: a bad record
+    must not stop the stream, nor be dropped silently."""
+
+    def __init__(self, spec: dict) -> None:
+        self.spec = spec
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.codec = Codec(self.spec["contracts"]["transaction"])
+        self.dead_letters = Codec(self.spec["contracts"]["dead_letter"])
+        self.reference = Reference(self.spec["reference"])
+        self.dead = runtime_context.get_metrics_group().counter("dead_letters")
+
+    def process_element(self, value: bytes, ctx: ProcessFunction.Context):
+        message = bytes(value)
+        try:
+            row = self.reference.processed(self.codec.decode(message))
+        except Exception as error:
+            self.dead.inc()
+            yield DEAD, Row(None, self.dead_letters.encode(self._envelope(message, error, ctx)))
+            return
+        row["_message"] = message
+        yield row
+
+    def _envelope(self, message: bytes, error: Exception, ctx: ProcessFunction.Context) -> dict:
+        # The value-only Kafka source does not expose the position: -1 says so.
+        return {
+            "original_key": None,
+            "original_value": message,
+            "reason": "stream_undecodable",
+            "detail": f"{self.spec['name']}: {type(error).__name__}: {error}",
+            "source_topic": self.spec["topics"]["raw"],
+            "source_partition": -1,
+            "source_offset": -1,
+            "source_timestamp": ctx.timestamp(),
+            "rejected_at": int(time.time() * 1000),
+            "transaction_id": None,
+        }
+
+
+class Enrich(KeyedProcessFunction):
+    """Job 1's keyed step: the user's history in state, one enriched message out."""
+
+    def __init__(self, spec: dict) -> None:
+        self.spec = spec
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.enricher = Enricher(self.spec["features"])
+        self.codec = Codec(self.spec["contracts"]["enriched"])
+        self.history = runtime_context.get_state(
+            ValueStateDescriptor("history", Types.PICKLED_BYTE_ARRAY())
+        )
+
+    def process_element(self, row: dict, ctx: KeyedProcessFunction.Context):
+        history = History(self.history.value())
+        features = self.enricher.enrich(history, row)
+        self.history.update(history.events)
+        message = {
+            "transaction_id": row["transaction_id"],
+            "user_id": row["user_id"],
+            "merchant_id": row["merchant_id"],
+            "timestamp": row["ts_ms"],
+            "features": features,
+            "feature_version": self.spec["feature_version"],
+        }
+        yield Row(row["user_id"].encode(), self.codec.encode(message))
+
+
+def decoded_stream(env: StreamExecutionEnvironment, spec: dict, watermarks: WatermarkStrategy):
+    """The raw topic's transactions as processed rows. Event time is the record timestamp
+    (the validator sets it to the transaction's time), so watermarks are generated in the
+    source, per partition: one reader fetching partitions in turns does not make the slower
+    partitions' events look late."""
+    source = kafka_source(spec, spec["topics"]["raw"])
+    raw = env.from_source(source, watermarks, "transactions-raw")
+    return raw.process(Decode(spec), output_type=Types.PICKLED_BYTE_ARRAY()).name("decode")
+
+
+def statements_with_dead_letters(t_env: StreamTableEnvironment, spec: dict, rows):
+    """A statement set that already writes the decode step's dead letters."""
+    t_env.execute_sql(kafka_sink_sql(spec, "dead_sink", spec["topics"]["dead_letters"]))
+    statements = t_env.create_statement_set()
+    statements.add_insert("dead_sink", t_env.from_data_stream(rows.get_side_output(DEAD)))
+    return statements
+
+
+def enrichment(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, spec: dict):
+    rows = decoded_stream(env, spec, WatermarkStrategy.no_watermarks())
+    enriched = (
+        rows.key_by(lambda row: row["user_id"], key_type=Types.STRING())
+        .process(Enrich(spec), output_type=KEYED)
+        .name("enrich")
+    )
+    t_env.execute_sql(kafka_sink_sql(spec, "enriched_sink", spec["topics"]["enriched"]))
+    statements = statements_with_dead_letters(t_env, spec, rows)
+    statements.add_insert("enriched_sink", t_env.from_data_stream(enriched))
+    return statements
+
+
+class Lateness(ProcessFunction):
+    """Events older than the watermark minus the allowed lateness leave for the late topic."""
+
+    def __init__(self, lateness_ms: int) -> None:
+        self.lateness_ms = lateness_ms
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        metrics = runtime_context.get_metrics_group()
+        self.late = metrics.counter("late_events")
+        self.on_time = metrics.counter("on_time_events")
+
+    def process_element(self, row: dict, ctx: ProcessFunction.Context):
+        watermark = ctx.timer_service().current_watermark()
+        if ctx.timestamp() < watermark - self.lateness_ms:
+            self.late.inc()
+            yield LATE, Row(row["user_id"].encode(), row["_message"])
+        else:
+            self.on_time.inc()
+            yield row
+
+
+# Replace a hash only with values as of the same or a later instant; an empty value deletes
+# its field (an average over an empty window). KEYS[1]; ARGV: as_of_ms, ttl_ms, field, value...
+WRITE_IF_NEWER = """
+local stored = redis.call('HGET', KEYS[1], 'as_of_ms')
+if stored and tonumber(stored) > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'as_of_ms', ARGV[1])
+for i = 3, #ARGV, 2 do
+  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
+  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+class Aggregate(KeyedProcessFunction):
+    """Job 2's keyed step for one entity kind: its windows as of its latest event, written to
+    Redis in pipelined batches, flushed when `batch` writes wait or every `flush_ms`.
+
+    The periodic flush runs on a thread of the Python worker rather than on a Flink timer: a
+    timer firing while a failed task is torn down reached RocksDB after it closed and took
+    the task manager down. Writes lost with a crash are recomputed on replay (idempotent).
+    """
+
+    def __init__(self, spec: dict, entity: str) -> None:
+        self.spec, self.entity = spec, entity
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        import redis
+
+        self.windows = Windows(self.spec["features"][f"online_{self.entity}_windows"])
+        self.history = runtime_context.get_state(
+            ValueStateDescriptor(f"{self.entity}_history", Types.PICKLED_BYTE_ARRAY())
+        )
+        self.client = redis.Redis.from_url(self.spec["redis"]["url"])
+        self.script = self.client.register_script(WRITE_IF_NEWER)
+        self.pending: list[tuple[str, list]] = []
+        self.lock = threading.Lock()
+        self.batch = self.spec["redis"]["batch"]
+        self.writes = runtime_context.get_metrics_group().counter("redis_writes")
+        self.stopping = threading.Event()
+        self.flusher = threading.Thread(target=self._flush_periodically, daemon=True)
+        self.flusher.start()
+
+    def process_element(self, row: dict, ctx: KeyedProcessFunction.Context):
+        history = History(self.history.value())
+        history.record(row, self.windows, self.windows.horizon_ms)
+        self.history.update(history.events)
+        writes = self._writes(ctx.get_current_key(), history)
+        self.writes.inc(len(writes))  # metrics are the operator thread's, not the flusher's
+        with self.lock:
+            self.pending.extend(writes)
+            if len(self.pending) >= self.batch:
+                self._flush()
+        return iter(())
+
+    def _writes(self, entity_id: str, history: History) -> list[tuple[str, list]]:
+        as_of = history.latest_ms()
+        values = self.windows.as_of(history, as_of)
+        keys = self.spec["keys"]
+        if self.entity == "merchant":
+            key = keys["merchant"].format(entity_id)
+            return [(key, _args(as_of, self.windows.horizon_ms, values))]
+        writes = []
+        for window, ttl in self.spec["windows_ms"].items():
+            fields = {f["name"]: values[f["name"]] for f in self.windows.features
+                      if f["window"] == window}  # fmt: skip
+            key = keys["user_window"].format(entity_id, window)
+            writes.append((key, _args(as_of, ttl, fields)))
+        return writes
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for key, args in self.pending:
+            self.script(keys=[key], args=args, client=pipe)
+        pipe.execute()
+        self.pending = []
+
+    def _flush_periodically(self) -> None:
+        while not self.stopping.wait(self.spec["redis"]["flush_ms"] / 1000):
+            try:
+                with self.lock:
+                    self._flush()
+            except Exception:  # Redis away: keep the writes, try again next round
+                log.exception("Redis flush failed; retrying")
+
+    def close(self) -> None:
+        if hasattr(self, "flusher"):
+            self.stopping.set()
+            self.flusher.join(timeout=5)
+            with self.lock:
+                self._flush()
+            self.client.close()
+
+
+def _args(as_of: int, ttl_ms: int, fields: dict) -> list:
+    args: list = [as_of, ttl_ms]
+    for name, value in fields.items():
+        args += [name, "" if value is None else repr(float(value))]
+    return args
+
+
+def aggregates(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, spec: dict):
+    event_time = spec["event_time"]
+    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(
+        Duration.of_millis(event_time["watermark_ms"])
+    ).with_idleness(Duration.of_millis(event_time["idleness_ms"]))
+    rows = decoded_stream(env, spec, watermarks)
+    on_time = rows.process(
+        Lateness(event_time["lateness_ms"]), output_type=Types.PICKLED_BYTE_ARRAY()
+    ).name("lateness")
+    writers = [
+        on_time.key_by(lambda row, key=key: row[key], key_type=Types.STRING())
+        .process(Aggregate(spec, entity), output_type=NOTHING)
+        .name(f"{entity}-windows")
+        for entity, key in (("user", "user_id"), ("merchant", "merchant_id"))
+    ]
+    t_env.execute_sql(kafka_sink_sql(spec, "late_sink", spec["topics"]["late"]))
+    # The Redis writers emit nothing; a blackhole sink keeps the planner from pruning them.
+    t_env.execute_sql("CREATE TEMPORARY TABLE written (n BIGINT) WITH ('connector' = 'blackhole')")
+    statements = statements_with_dead_letters(t_env, spec, rows)
+    statements.add_insert("late_sink", t_env.from_data_stream(on_time.get_side_output(LATE)))
+    statements.add_insert("written", t_env.from_data_stream(writers[0].union(writers[1])))
+    return statements
+
+
+PIPELINES = {"enrichment": enrichment, "aggregates": aggregates}
