@@ -33,3 +33,5 @@ bench: setup  ## benchmarks: platform against raw baselines, printed side by sid
 	$(UV) run python benchmarks/batch/bench_features.py
 	$(UV) run python benchmarks/quality/bench_checks.py
 	$(UV) run python benchmarks/streaming/bench_feature_fetch.py
+	$(UV) run python benchmarks/streaming/bench_enrichment_latency.py
+	$(UV) run python benchmarks/streaming/bench_scorer.py

@@ -24,7 +24,7 @@ ARCHIVED_TOPICS = (
 )
 SERVICES_HELP = (
     "Services: redis, kafka, flink (= flink-jobmanager + flink-taskmanager), validator, "
-    "archiver, dagster. "
+    "archiver, scorer, dagster. "
     "No name means all of them."
 )
 
@@ -221,6 +221,15 @@ def restart(jobs: tuple[str, ...]) -> None:
             console.print(f"{job.name}: Flink job {job_id}, resumed from {resumed or 'scratch'}")
     except StackError as error:
         _fail(error)
+
+
+@stream.command()
+def score() -> None:
+    """Score transactions-enriched into model-predictions with the production model (the
+    stack's scorer service). Stops cleanly on SIGTERM or Ctrl-C."""
+    from fraud_platform.streaming.scorer import main as run_scorer
+
+    run_scorer()
 
 
 @stream.command("status")

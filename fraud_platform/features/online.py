@@ -26,12 +26,13 @@ def user_window_key(user_id: str, window: str) -> str:
     return f"user:{user_id}:agg:{window}"
 
 
-def keys_for(user_id: str, merchant_id: str) -> list[str]:
-    """The six keys one transaction's features live under, in a fixed order."""
+def keys_for(user_id: str, merchant_id: str, prefix: str = "") -> list[str]:
+    """The six keys one transaction's features live under, in a fixed order (`prefix`: an
+    isolated instance's key space, as the streaming jobs' key_prefix)."""
     return [
-        *(user_window_key(user_id, w) for w in STREAM_WINDOWS),
-        PROFILE_KEYS["user"].format(user_id),
-        PROFILE_KEYS["merchant"].format(merchant_id),
+        *(prefix + user_window_key(user_id, w) for w in STREAM_WINDOWS),
+        prefix + PROFILE_KEYS["user"].format(user_id),
+        prefix + PROFILE_KEYS["merchant"].format(merchant_id),
     ]
 
 
@@ -56,9 +57,11 @@ def _decoded(mapping: dict[bytes, bytes]) -> dict[str, float | str]:
     return {name.decode(): _value(raw) for name, raw in mapping.items()}
 
 
-def _features(user_id: str, merchant_id: str, hashes: list[dict]) -> OnlineFeatures:
+def _features(
+    user_id: str, merchant_id: str, hashes: list[dict], prefix: str = ""
+) -> OnlineFeatures:
     """The six hashes of `keys_for`, in its order, as one transaction's features."""
-    keys = keys_for(user_id, merchant_id)
+    keys = keys_for(user_id, merchant_id, prefix)
     user: dict[str, float | str] = {}
     for mapping in hashes[:-1]:
         user.update(_decoded(mapping))
@@ -69,8 +72,9 @@ def _features(user_id: str, merchant_id: str, hashes: list[dict]) -> OnlineFeatu
 class FeatureStore:
     """Reads features for (user, merchant) pairs, each call one pipelined round trip."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, prefix: str = "") -> None:
         self.client = client  # a redis.Redis
+        self.prefix = prefix
 
     def get_features(self, user_id: str, merchant_id: str) -> OnlineFeatures:
         return self.get_many([(user_id, merchant_id)])[0]
@@ -80,11 +84,11 @@ class FeatureStore:
         pairs = list(pairs)
         pipe = self.client.pipeline(transaction=False)
         for user_id, merchant_id in pairs:
-            for key in keys_for(user_id, merchant_id):
+            for key in keys_for(user_id, merchant_id, self.prefix):
                 pipe.hgetall(key)
         hashes = pipe.execute()
         per_pair = len(STREAM_WINDOWS) + 2
         return [
-            _features(user_id, merchant_id, hashes[i * per_pair : (i + 1) * per_pair])
+            _features(user_id, merchant_id, hashes[i * per_pair : (i + 1) * per_pair], self.prefix)
             for i, (user_id, merchant_id) in enumerate(pairs)
         ]

@@ -110,10 +110,23 @@ def train(frame: pd.DataFrame, rounds: int = 200) -> tuple[Any, dict[str, Any]]:
     return booster, {**params, "num_boost_round": rounds}
 
 
-def predict(booster, frame: pd.DataFrame) -> np.ndarray:
+def known_categories(booster) -> dict[str, set]:
+    """The levels each categorical feature had in training."""
+    exported = booster.get_categories(export_to_arrow=True).to_arrow()
+    return {name: set(levels.to_pylist()) for name, levels in exported if levels is not None}
+
+
+def predict(booster, frame: pd.DataFrame, known: dict[str, set] | None = None) -> np.ndarray:
+    """Scores. A category the model never saw (a new merchant category, a source without the
+    attribute) is scored as missing, which XGBoost routes like any missing value, rather
+    than failing the whole batch. `known`: the booster's known_categories, when cached."""
     import xgboost as xgb
 
-    return booster.predict(xgb.DMatrix(to_matrix(frame), enable_categorical=True))
+    matrix = to_matrix(frame)
+    for name, levels in (known if known is not None else known_categories(booster)).items():
+        # Exactly the training levels: anything else becomes missing.
+        matrix[name] = matrix[name].astype("object").astype(pd.CategoricalDtype(sorted(levels)))
+    return booster.predict(xgb.DMatrix(matrix, enable_categorical=True))
 
 
 def importance(booster) -> pd.DataFrame:

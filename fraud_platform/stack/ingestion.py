@@ -1,4 +1,5 @@
-"""The Layer-1 ingestion services: the validator and the lake archiver."""
+"""The long-running Python services: the Layer-1 validator, the lake archiver and the online
+scorer."""
 
 from __future__ import annotations
 
@@ -40,10 +41,11 @@ class ValidatorService(Service):
             return False
 
 
-class ArchiverService(Service):
-    name = "archiver"
-    needs = ("kafka",)
+class _HeartbeatService(Service):
+    """A service that proves it is alive by touching a file (FRAUD_<NAME>_HEARTBEAT)."""
+
     start_timeout = 60.0
+    arguments: tuple[str, ...] = ()
 
     @property
     def ports(self) -> dict[str, int]:
@@ -51,22 +53,38 @@ class ArchiverService(Service):
 
     @property
     def heartbeat(self):
-        return self.settings.home / "run" / "archiver.heartbeat"
+        return self.settings.home / "run" / f"{self.name}.heartbeat"
 
     def prepare(self) -> None:
         self.heartbeat.unlink(missing_ok=True)
 
     def environment(self) -> dict[str, str]:
-        return {**super().environment(), "FRAUD_ARCHIVER_HEARTBEAT": str(self.heartbeat)}
+        variable = f"FRAUD_{self.name.upper()}_HEARTBEAT"
+        return {**super().environment(), variable: str(self.heartbeat)}
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "fraud_platform.cli", "ingest", "archive"]
-
-    def endpoint(self) -> str:
-        return f"{self.settings.lake_root} (raw, labels, predictions, dead letters)"
+        return [sys.executable, "-m", "fraud_platform.cli", *self.arguments]
 
     def healthy(self) -> bool:
         try:
             return time.time() - self.heartbeat.stat().st_mtime < 10
         except FileNotFoundError:
             return False
+
+
+class ArchiverService(_HeartbeatService):
+    name = "archiver"
+    needs = ("kafka",)
+    arguments = ("ingest", "archive")
+
+    def endpoint(self) -> str:
+        return f"{self.settings.lake_root} (raw, labels, predictions, dead letters)"
+
+
+class ScorerService(_HeartbeatService):
+    name = "scorer"
+    needs = ("redis", "kafka")
+    arguments = ("stream", "score")
+
+    def endpoint(self) -> str:
+        return "transactions-enriched -> model-predictions"

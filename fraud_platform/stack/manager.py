@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fraud_platform.config import Settings
 from fraud_platform.stack.dagster import DagsterService
 from fraud_platform.stack.flink import FlinkJobManager, FlinkTaskManager
-from fraud_platform.stack.ingestion import ArchiverService, ValidatorService
+from fraud_platform.stack.ingestion import ArchiverService, ScorerService, ValidatorService
 from fraud_platform.stack.kafka import KafkaService
 from fraud_platform.stack.process import StackError, group_rss_bytes, kill_all, marked_pids
 from fraud_platform.stack.redis import RedisService
@@ -27,6 +27,7 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     FlinkTaskManager,
     ValidatorService,
     ArchiverService,
+    ScorerService,
     DagsterService,
 )
 SERVICE_NAMES = tuple(t.name for t in SERVICE_TYPES)

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from fraud_platform.config import Settings
-from fraud_platform.stack.flink import run_client, wait_for_job
+from fraud_platform.stack.flink import run_client
 from fraud_platform.stack.process import StackError
 from fraud_platform.streaming.jobs import DEFAULT_DEPLOYMENT, Deployment, StreamingJob, job_spec
 
@@ -80,6 +80,21 @@ class FlinkJobs:
             records_in=sum(v["metrics"].get("read-records", 0) for v in vertices),
             records_out=sum(v["metrics"].get("write-records", 0) for v in sources),
         )
+
+    def wait_running(self, job_id: str, timeout: float = 180.0) -> None:
+        """Until the job and every one of its tasks run: a job is RUNNING while its tasks
+        still deploy (Python workers start slowly), and a savepoint then fails."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            detail = self._get(f"/jobs/{job_id}")
+            if detail["state"] in ("FAILED", "CANCELED", "FINISHED"):
+                raise StackError(f"Flink job {job_id} is {detail['state']}")
+            if detail["state"] == "RUNNING" and all(
+                v["status"] == "RUNNING" for v in detail["vertices"]
+            ):
+                return
+            time.sleep(0.5)
+        raise StackError(f"Flink job {job_id}'s tasks are not all running after {timeout:.0f}s")
 
     def metric(self, job_id: str, name: str) -> float:
         """A metric of the job's operators (e.g. a Python counter such as late_events),
@@ -188,7 +203,7 @@ def deploy(
         f"deployment of the {job.name} job",
         timeout=300,
     )
-    wait_for_job(settings, job_id, {"RUNNING"}, timeout=120)
+    flink.wait_running(job_id)
     path = _registry(settings, job, deployment)
     known = json.loads(path.read_text()) if path.exists() else {}
     _note(settings, job, deployment, job_ids=[*known.get("job_ids", []), job_id])

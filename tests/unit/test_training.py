@@ -41,3 +41,26 @@ def test_window_dates_put_the_test_days_last():
     assert test_dates == ["2025-03-08", "2025-03-09", "2025-03-10"]
     with pytest.raises(ValueError, match="not enough for 3 test days"):
         TrainingWindow(4, 2, 3).dates("2025-03-12")
+
+
+def test_a_category_unseen_in_training_scores_as_missing_instead_of_failing():
+    import xgboost as xgb
+
+    from fraud_platform.features.catalog import CATEGORICAL_FEATURES, MODEL_FEATURES
+    from fraud_platform.models.training import known_categories, predict, to_matrix, train
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({name: rng.random(300) for name in MODEL_FEATURES})
+    for name in CATEGORICAL_FEATURES:
+        frame[name] = rng.choice(["a", "b"], 300)
+    frame["label"], frame["split"] = (frame["amount"] > 0.5).astype(int), "train"
+    booster, _ = train(frame, rounds=5)
+    assert known_categories(booster)["merchant_category"] == {"a", "b"}
+    new = frame.head(3).copy()
+    new["merchant_category"] = ["a", "never-seen", None]
+    scores = predict(booster, new)
+    as_missing = new.copy()
+    as_missing.loc[1, "merchant_category"] = None
+    assert np.allclose(scores, predict(booster, as_missing))
+    with pytest.raises(xgb.core.XGBoostError, match="not in the training set"):
+        booster.predict(xgb.DMatrix(to_matrix(new), enable_categorical=True))
