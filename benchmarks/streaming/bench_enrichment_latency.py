@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
 
@@ -37,7 +38,7 @@ from fraud_platform.simulation.traffic import generate_day
 from fraud_platform.stack.manager import Stack
 from fraud_platform.streaming.control import FlinkJobs, deploy
 from fraud_platform.streaming.jobs import ENRICHMENT, Deployment
-from fraud_platform.topics import ensure_topics, topic_name
+from fraud_platform.topics import TRANSACTIONS_RAW, ensure_topics, topic_name
 
 console = Console()
 
@@ -99,6 +100,10 @@ def measure(settings, lake: str, records: list[dict], rate: float, seconds: floa
     readers = [Arrivals(settings.kafka_bootstrap, enriched, iso, by_id)
                for iso in ("read_uncommitted", "read_committed")]  # fmt: skip
     floor_topic = f"{prefix}floor"
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    partitions = TRANSACTIONS_RAW.partitions
+    for future in admin.create_topics([NewTopic(floor_topic, partitions, 1)]).values():
+        future.result(30)
     floor = Arrivals(settings.kafka_bootstrap, floor_topic, "read_uncommitted",
                      lambda m: m.key().decode())  # fmt: skip
     for reader in (*readers, floor):
