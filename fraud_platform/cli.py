@@ -235,9 +235,8 @@ def score() -> None:
 @stream.command("status")
 def stream_status() -> None:
     """What the Flink REST API says about each job (as the Dagster sensor records it)."""
-    from fraud_platform.streaming.control import FlinkJobs
+    from fraud_platform.streaming.control import FlinkJobs, observe
     from fraud_platform.streaming.jobs import JOBS
-    from sensors.streaming import observe
 
     settings = Settings.from_env()
     table = Table("job", "observation")

@@ -16,10 +16,12 @@ from typing import Any
 
 import httpx
 
+from fraud_platform.alerts import Alert
 from fraud_platform.config import Settings
 from fraud_platform.stack.flink import run_client
 from fraud_platform.stack.process import StackError
 from fraud_platform.streaming.jobs import DEFAULT_DEPLOYMENT, Deployment, StreamingJob, job_spec
+from fraud_platform.topics import topic_name
 
 ACTIVE = {"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "RECONCILING", "FAILING"}
 
@@ -236,3 +238,43 @@ def restart(
     resume = restore_point(settings, job, deployment)
     job_id = deploy(settings, job, replace(deployment, restore_from=resume or ""))
     return job_id, resume
+
+
+WATCHED = {"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "FAILING", "FAILED"}
+
+
+def observe(
+    flink: FlinkJobs,
+    settings: Settings,
+    job: StreamingJob,
+    deployment: Deployment = DEFAULT_DEPLOYMENT,
+) -> tuple[dict, Alert | None]:
+    """The observation metadata of one job, and the alert it calls for (if any)."""
+    name = job_spec(settings, job, deployment)["name"]
+    found = flink.find(name, states=WATCHED)
+    if not found:
+        detail = f"no Flink job named {name}; run the streaming_deploy job"
+        alert = Alert("streaming/observer", "ERROR", f"streaming job {name} is not running", detail)
+        return {"state": "MISSING"}, alert
+    status = flink.status(found[0]["jid"])
+    now_ms = time.time() * 1000
+    metadata = {
+        "state": status.state,
+        "flink_job_id": status.job_id,
+        "uptime_s": round(status.duration_ms / 1000),
+        "restarts": status.restarts,
+        "records_in": status.records_in,
+        "records_out": status.records_out,
+    }
+    if status.last_checkpoint_ms:
+        metadata["last_checkpoint_age_s"] = round((now_ms - status.last_checkpoint_ms) / 1000, 1)
+        metadata["last_checkpoint"] = status.last_checkpoint_path or ""
+    raw = topic_name(job.reads[0], deployment.topic_prefix)
+    lag = consumer_lag(settings.kafka_bootstrap, deployment.group(job), raw)
+    if lag is not None:
+        metadata["consumer_lag"] = lag
+    if not status.running:
+        alert = Alert("streaming/observer", "ERROR", f"streaming job {name} is {status.state}",
+                      f"Flink job {status.job_id}, {status.restarts} restarts")  # fmt: skip
+        return metadata, alert
+    return metadata, None

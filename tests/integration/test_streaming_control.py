@@ -13,9 +13,8 @@ from confluent_kafka import Producer
 
 from assets.streaming import streaming_deploy, streaming_restart, streaming_stop
 from fraud_platform.contracts import ENRICHED_TRANSACTION, TRANSACTION
-from fraud_platform.streaming.control import FlinkJobs
+from fraud_platform.streaming.control import FlinkJobs, observe
 from fraud_platform.streaming.jobs import ENRICHMENT, Deployment
-from sensors.streaming import observe
 
 from .ingestion_support import TopicSet, transaction
 
