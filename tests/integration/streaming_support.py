@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import UTC, datetime
 
@@ -19,16 +18,7 @@ from fraud_platform.simulation.history import epoch_day, write_reference, write_
 from fraud_platform.simulation.reference import build_world
 from fraud_platform.simulation.traffic import generate_day
 
-
-def same(a, b) -> bool:
-    """Equal, with float tolerance, and null (None or NaN) equal only to null."""
-    a = None if a is None or (isinstance(a, float) and math.isnan(a)) else a
-    b = None if b is None or (isinstance(b, float) and math.isnan(b)) else b
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, str) or isinstance(b, str):
-        return a == b
-    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
+from ..equality import same
 
 
 def wait_for(condition, timeout: float = 120.0, what: str = "condition"):

@@ -5,7 +5,6 @@ random transactions with nulls, shared milliseconds and device switches, and eve
 it emits is compared with DuckDB running the batch's generated SQL on the same rows.
 """
 
-import math
 import random
 
 import duckdb
@@ -20,6 +19,8 @@ from fraud_platform.features.stream import (
     python_expression,
     stream_features,
 )
+
+from ..equality import same
 
 HOUR = 3_600_000
 T0 = 1_750_000_000_000
@@ -62,16 +63,6 @@ def batch_features(rows: list[dict]) -> dict[str, dict]:
     )
     result = con.execute(feature_sql("txns", "labels", "duckdb")).df()
     return {r["transaction_id"]: r for r in result.to_dict("records")}
-
-
-def same(a, b) -> bool:
-    a = None if a is None or (isinstance(a, float) and math.isnan(a)) else a
-    b = None if b is None or (isinstance(b, float) and math.isnan(b)) else b
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, str) or isinstance(b, str):
-        return a == b
-    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
