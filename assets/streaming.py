@@ -38,7 +38,7 @@ key_space_specs = [
 
 
 class StreamingJobConfig(dg.Config):
-    """Which streaming job (enrichment or aggregates), and for an isolated instance (a
+    """Which streaming job (enrichment, aggregates or monitoring), and for an isolated instance (a
     tenant, a test) the prefix of its topics and Redis keys."""
 
     job: str = "enrichment"

@@ -171,16 +171,22 @@ def sql(sql_file: Path, wait: bool, timeout: float) -> None:
 
 @main.group()
 def stream() -> None:
-    """The Flink streaming jobs: enrichment (job 1) and aggregates (job 2)."""
+    """The Flink streaming jobs: enrichment (job 1), aggregates (job 2), monitoring (job 3)."""
 
 
-def _streaming_jobs(names: tuple[str, ...]):
+def _for_each_job(names: tuple[str, ...], action) -> None:
+    """Run `action(settings, job)` on the named jobs (all by default), printing its outcome."""
     from fraud_platform.streaming.jobs import JOBS
 
     unknown = [n for n in names if n not in JOBS]
     if unknown:
         raise click.BadParameter(f"unknown job {unknown[0]!r}; one of {', '.join(JOBS)}")
-    return [JOBS[n] for n in names or JOBS]
+    settings = Settings.from_env()
+    try:
+        for job in [JOBS[n] for n in names or JOBS]:
+            console.print(f"{job.name}: {action(settings, job)}")
+    except StackError as error:
+        _fail(error)
 
 
 @stream.command()
@@ -189,11 +195,7 @@ def deploy(jobs: tuple[str, ...]) -> None:
     """Deploy the jobs (all by default) unless they already run."""
     from fraud_platform.streaming import control
 
-    try:
-        for job in _streaming_jobs(jobs):
-            console.print(f"{job.name}: Flink job {control.deploy(Settings.from_env(), job)}")
-    except StackError as error:
-        _fail(error)
+    _for_each_job(jobs, lambda settings, job: f"Flink job {control.deploy(settings, job)}")
 
 
 @stream.command("stop")
@@ -202,11 +204,7 @@ def stream_stop(jobs: tuple[str, ...]) -> None:
     """Stop the jobs with a savepoint."""
     from fraud_platform.streaming import control
 
-    try:
-        for job in _streaming_jobs(jobs):
-            console.print(f"{job.name}: savepoint {control.stop(Settings.from_env(), job)}")
-    except StackError as error:
-        _fail(error)
+    _for_each_job(jobs, lambda settings, job: f"savepoint {control.stop(settings, job)}")
 
 
 @stream.command()
@@ -215,12 +213,11 @@ def restart(jobs: tuple[str, ...]) -> None:
     """Restart the jobs from their newest savepoint or retained checkpoint."""
     from fraud_platform.streaming import control
 
-    try:
-        for job in _streaming_jobs(jobs):
-            job_id, resumed = control.restart(Settings.from_env(), job)
-            console.print(f"{job.name}: Flink job {job_id}, resumed from {resumed or 'scratch'}")
-    except StackError as error:
-        _fail(error)
+    def resume(settings: Settings, job) -> str:
+        job_id, resumed = control.restart(settings, job)
+        return f"Flink job {job_id}, resumed from {resumed or 'scratch'}"
+
+    _for_each_job(jobs, resume)
 
 
 @stream.command()

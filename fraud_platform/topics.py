@@ -70,6 +70,14 @@ TRANSACTIONS_LATE = Topic(
     "Transactions that reached the aggregates job after its allowed lateness (still in the "
     "lake through transactions-raw; here to be counted and inspected).",
 )
+QUALITY_STREAM_WINDOWS = Topic(
+    "quality-stream-windows",
+    "window_start_ms",
+    30,
+    False,
+    "One summary per event-time minute of transactions-enriched (volume, missing shares, "
+    "distributions, lag, schema changes) from the monitoring job, validated by Layer 2.",
+)
 FRAUD_LABELS = Topic(
     "fraud-labels",
     "transaction_id",
@@ -118,6 +126,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     TRANSACTIONS_RAW,
     TRANSACTIONS_ENRICHED,
     TRANSACTIONS_LATE,
+    QUALITY_STREAM_WINDOWS,
     FRAUD_LABELS,
     MODEL_PREDICTIONS,
     DLQ_SCHEMA_ERRORS,

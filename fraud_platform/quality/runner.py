@@ -29,6 +29,7 @@ class FailedExpectation:
     unexpected_percent: float | None
     sample: list[Any]
     observed: Any  # for aggregate expectations (a mean, a row count)
+    condition: Any = None  # the row condition's value, e.g. the metric a row-wise check covers
 
     def summary(self) -> str:
         where = f" on {self.column}" if self.column else ""
@@ -104,6 +105,10 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _condition_value(condition: Any) -> Any:
+    return condition.get("parameter") if isinstance(condition, dict) else None
+
+
 def validate(frame: Any, check: SuiteCheck, **parameters: Any) -> Outcome:
     """Run `check`'s suite on a pandas or Spark DataFrame; `parameters` fill its $PARAMETERs
     (on top of checks.yaml's defaults and the environment's overrides)."""
@@ -132,6 +137,7 @@ def validate_suite(frame: Any, suite_json: dict[str, Any], parameters: dict[str,
                 :SAMPLE_SIZE
             ],
             observed=_plain(r.result.get("observed_value")),
+            condition=_condition_value(r.expectation_config.kwargs.get("row_condition")),
         )
         for r in result.results
         if not r.success

@@ -166,17 +166,29 @@ def _registry(settings: Settings, job: StreamingJob, deployment: Deployment) -> 
     return settings.home / "flink" / "jobs" / name
 
 
-def _note(settings: Settings, job: StreamingJob, deployment: Deployment, **facts: Any) -> None:
+def _known(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _note(
+    settings: Settings,
+    job: StreamingJob,
+    deployment: Deployment,
+    job_id: str | None = None,
+    **facts: Any,
+) -> None:
+    """Merge `facts` into the instance's registry entry; `job_id` joins its list of runs."""
     path = _registry(settings, job, deployment)
     path.parent.mkdir(parents=True, exist_ok=True)
-    known = json.loads(path.read_text()) if path.exists() else {}
+    known = _known(path)
+    if job_id:
+        facts["job_ids"] = [*known.get("job_ids", []), job_id]
     path.write_text(json.dumps(known | facts, indent=2))
 
 
 def restore_point(settings: Settings, job: StreamingJob, deployment: Deployment) -> str | None:
     """The newest savepoint or retained checkpoint of this job instance's earlier runs."""
-    path = _registry(settings, job, deployment)
-    known = json.loads(path.read_text()) if path.exists() else {}
+    known = _known(_registry(settings, job, deployment))
     candidates: list[tuple[float, str]] = []
     if known.get("savepoint") and Path(known["savepoint"].removeprefix("file:")).exists():
         candidates.append((known.get("savepoint_at", 0), known["savepoint"]))
@@ -192,10 +204,10 @@ def deploy(
 ) -> str:
     """Submit a job unless an instance is already running; return the running job's id."""
     flink = FlinkJobs(settings)
-    spec = job_spec(settings, job, deployment)
-    running = flink.find(spec["name"])
+    running = flink.find(deployment.instance_name(job))
     if running:
         return running[0]["jid"]
+    spec = job_spec(settings, job, deployment)
     spec_path = settings.home / "flink" / "jobs" / f"{deployment.topic_prefix}{job.name}.spec.json"
     spec_path.parent.mkdir(parents=True, exist_ok=True)
     spec_path.write_text(json.dumps(spec, indent=2))
@@ -206,16 +218,14 @@ def deploy(
         timeout=300,
     )
     flink.wait_running(job_id)
-    path = _registry(settings, job, deployment)
-    known = json.loads(path.read_text()) if path.exists() else {}
-    _note(settings, job, deployment, job_ids=[*known.get("job_ids", []), job_id])
+    _note(settings, job, deployment, job_id=job_id)
     return job_id
 
 
 def stop(settings: Settings, job: StreamingJob, deployment: Deployment = DEFAULT_DEPLOYMENT) -> str:
     """Stop the running instance with a savepoint; return the savepoint's path."""
     flink = FlinkJobs(settings)
-    name = job_spec(settings, job, deployment)["name"]
+    name = deployment.instance_name(job)
     running = flink.find(name)
     if not running:
         raise StackError(f"no running {name} job to stop")
@@ -230,7 +240,7 @@ def restart(
     """Stop the job if it runs (with a savepoint), then deploy it from the newest savepoint
     or retained checkpoint. Returns (job id, where it resumed from)."""
     flink = FlinkJobs(settings)
-    name = job_spec(settings, job, deployment)["name"]
+    name = deployment.instance_name(job)
     if flink.find(name, {"RUNNING"}):
         stop(settings, job, deployment)
     for stuck in flink.find(name):
@@ -250,7 +260,7 @@ def observe(
     deployment: Deployment = DEFAULT_DEPLOYMENT,
 ) -> tuple[dict, Alert | None]:
     """The observation metadata of one job, and the alert it calls for (if any)."""
-    name = job_spec(settings, job, deployment)["name"]
+    name = deployment.instance_name(job)
     found = flink.find(name, states=WATCHED)
     if not found:
         detail = f"no Flink job named {name}; run the streaming_deploy job"

@@ -17,10 +17,11 @@ from fraud_platform.contracts import DEAD_LETTER, ENRICHED_TRANSACTION, TRANSACT
 from fraud_platform.contracts.registry import Contract
 from fraud_platform.features.catalog import WINDOWS_MS
 from fraud_platform.features.online import PROFILE_KEYS, STREAM_WINDOWS
-from fraud_platform.features.stream import stream_features
+from fraud_platform.features.stream import enriched_feature_names, stream_features
 from fraud_platform.lake import MERCHANTS, USERS
 from fraud_platform.topics import (
     DLQ_PROCESSING_ERRORS,
+    QUALITY_STREAM_WINDOWS,
     TRANSACTIONS_ENRICHED,
     TRANSACTIONS_LATE,
     TRANSACTIONS_RAW,
@@ -65,7 +66,15 @@ AGGREGATES = StreamingJob(
         ("merchant_windows", PROFILE_KEYS["merchant"].format("{id}")),
     ),
 )
-JOBS = {job.name: job for job in (ENRICHMENT, AGGREGATES)}
+MONITORING = StreamingJob(
+    "monitoring",
+    "Job 3: Layer-2 monitoring of transactions-enriched per event-time minute (volume, "
+    "missing shares, PSI against the lake's last week, event-to-processing lag, schema "
+    "changes) into quality-stream-windows, validated by the streaming suite.",
+    reads=(TRANSACTIONS_ENRICHED.name,),
+    writes=(QUALITY_STREAM_WINDOWS.name,),
+)
+JOBS = {job.name: job for job in (ENRICHMENT, AGGREGATES, MONITORING)}
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,10 @@ class Deployment:
     def group(self, job: StreamingJob) -> str:
         return f"{self.topic_prefix}{job.pipeline_name}"
 
+    def instance_name(self, job: StreamingJob) -> str:
+        """The Flink job name of this instance (how the controls find it)."""
+        return job.pipeline_name + (f" [{self.topic_prefix}]" if self.topic_prefix else "")
+
 
 DEFAULT_DEPLOYMENT = Deployment()
 
@@ -109,6 +122,23 @@ def _reference_uri(lake_root: str, path: str) -> str:
     return (Path(lake_root).resolve() / path).as_uri()
 
 
+def monitoring_spec(settings: Settings, lake_root: str) -> dict[str, Any]:
+    """What job 3 measures each window against: the catalog's enriched features, the
+    lake's last week as the baseline, the spike rule's thresholds."""
+    from fraud_platform.quality.streaming import SUITE, baseline
+    from fraud_platform.quality.suites import check_named
+    from fraud_platform.resources import LakeResource
+
+    parameters = check_named(SUITE).resolved_parameters()
+    return {
+        "window_ms": MINUTE_MS,
+        "features": enriched_feature_names(),
+        **baseline(LakeResource(root=lake_root, s3_endpoint_url=settings.s3_endpoint_url)),
+        "spike_amount": parameters["spike_amount"],
+        "spike_average": parameters["spike_average"],
+    }
+
+
 def job_spec(settings: Settings, job: StreamingJob, deployment: Deployment) -> dict[str, Any]:
     """The JSON document a job is submitted with (see streaming/fraud_streaming/submit.py)."""
     lake = deployment.lake_root or settings.lake_root
@@ -117,12 +147,12 @@ def job_spec(settings: Settings, job: StreamingJob, deployment: Deployment) -> d
         "enriched": TRANSACTIONS_ENRICHED.name,
         "late": TRANSACTIONS_LATE.name,
         "dead_letters": DLQ_PROCESSING_ERRORS.name,
+        "windows": QUALITY_STREAM_WINDOWS.name,
     }
     prefix = deployment.key_prefix
     return {
         "job": job.name,
-        "name": job.pipeline_name
-        + (f" [{deployment.topic_prefix}]" if deployment.topic_prefix else ""),
+        "name": deployment.instance_name(job),
         "group": deployment.group(job),
         "kafka": {"bootstrap": settings.kafka_bootstrap, "transaction_timeout_ms": 600_000},
         "topics": {k: topic_name(v, deployment.topic_prefix) for k, v in topics.items()},
@@ -144,6 +174,7 @@ def job_spec(settings: Settings, job: StreamingJob, deployment: Deployment) -> d
         },
         "windows_ms": {w: WINDOWS_MS[w] for w in STREAM_WINDOWS},
         "event_time": vars(deployment.event_time),
+        "monitoring": monitoring_spec(settings, lake) if job is MONITORING else None,
         "restore_from": deployment.restore_from,
         "flink": {
             "rest_url": settings.flink_rest_url,

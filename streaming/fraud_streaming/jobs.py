@@ -11,20 +11,28 @@ aggregates (job 2): transactions-raw -> Redis. Event time with a bounded-out-of-
   and the merchant's (`merchant:{id}`), written as of the entity's latest event time, in
   pipelined batches, with TTLs by window. A write only replaces an older or equal
   `as_of_ms`, so replay after a failure rewrites the same values (idempotent).
+monitoring (job 3): transactions-enriched -> quality-stream-windows. One summary per
+  event-time minute (volume, missing shares, the numeric features' distribution against
+  their reference, lag, schema changes), emitted when the watermark passes the minute's end;
+  the platform's Layer-2 suite validates each summary (sensors/streaming.py).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from functools import cached_property
 
-from pyflink.common import Duration, Row, Types, WatermarkStrategy
+from pyflink.common import Duration, Row, Time, Types, WatermarkStrategy
 from pyflink.common.serialization import ByteArraySchema
 from pyflink.datastream import (
+    AggregateFunction,
     KeyedProcessFunction,
     OutputTag,
     ProcessFunction,
+    ProcessWindowFunction,
     RuntimeContext,
     StreamExecutionEnvironment,
 )
@@ -34,13 +42,18 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSource,
 )
 from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.window import TumblingEventTimeWindows
 from pyflink.table import StreamTableEnvironment
+from pyflink.table.expressions import col, to_timestamp_ltz
 
 from fraud_streaming.features import Enricher, History, Windows
+from fraud_streaming.monitoring import WindowStats
 from fraud_streaming.records import Codec, Reference
 
 log = logging.getLogger("fraud_streaming")
-KEYED = Types.ROW_NAMED(["k", "v"], [Types.PRIMITIVE_ARRAY(Types.BYTE())] * 2)
+BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
+KEYED = Types.ROW_NAMED(["k", "v"], [BYTES, BYTES])
+TIMED = Types.ROW_NAMED(["k", "v", "t"], [BYTES, BYTES, Types.LONG()])  # t: event time, ms
 LATE = OutputTag("late", KEYED)
 DEAD = OutputTag("dead", KEYED)
 NOTHING = Types.ROW_NAMED(["n"], [Types.LONG()])
@@ -64,11 +77,13 @@ def kafka_source(spec: dict, topic: str) -> KafkaSource:
     )
 
 
-def kafka_sink_sql(spec: dict, table: str, topic: str) -> str:
-    """A keyed Kafka sink table (raw key and value bytes), exactly-once."""
+def kafka_sink_sql(spec: dict, table: str, topic: str, timed: bool = False) -> str:
+    """A keyed Kafka sink table (raw key and value bytes), exactly-once; `timed` adds the
+    record timestamp as a column."""
     kafka = spec["kafka"]
+    timestamp = ", ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'" if timed else ""
     return f"""
-        CREATE TEMPORARY TABLE {table} (k BYTES, v BYTES) WITH (
+        CREATE TEMPORARY TABLE {table} (k BYTES, v BYTES{timestamp}) WITH (
           'connector' = 'kafka',
           'topic' = '{topic}',
           'properties.bootstrap.servers' = '{kafka["bootstrap"]}',
@@ -146,7 +161,7 @@ class Enrich(KeyedProcessFunction):
             "features": features,
             "feature_version": self.spec["feature_version"],
         }
-        yield Row(row["user_id"].encode(), self.codec.encode(message))
+        yield Row(row["user_id"].encode(), self.codec.encode(message), row["ts_ms"])
 
 
 def decoded_stream(env: StreamExecutionEnvironment, spec: dict, watermarks: WatermarkStrategy):
@@ -157,6 +172,12 @@ def decoded_stream(env: StreamExecutionEnvironment, spec: dict, watermarks: Wate
     source = kafka_source(spec, spec["topics"]["raw"])
     raw = env.from_source(source, watermarks, "transactions-raw")
     return raw.process(Decode(spec), output_type=Types.PICKLED_BYTE_ARRAY()).name("decode")
+
+
+def timed_rows(t_env: StreamTableEnvironment, stream):
+    """A (k, v, t) stream as the rows of a timed sink: t (epoch ms) becomes the timestamp."""
+    table = t_env.from_data_stream(stream)
+    return table.select(col("k"), col("v"), to_timestamp_ltz(col("t"), 3))
 
 
 def statements_with_dead_letters(t_env: StreamTableEnvironment, spec: dict, rows):
@@ -171,12 +192,13 @@ def enrichment(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, s
     rows = decoded_stream(env, spec, WatermarkStrategy.no_watermarks())
     enriched = (
         rows.key_by(lambda row: row["user_id"], key_type=Types.STRING())
-        .process(Enrich(spec), output_type=KEYED)
+        .process(Enrich(spec), output_type=TIMED)
         .name("enrich")
     )
-    t_env.execute_sql(kafka_sink_sql(spec, "enriched_sink", spec["topics"]["enriched"]))
+    # The enriched record keeps the transaction's event time, as raw does (job 3 windows by it).
+    t_env.execute_sql(kafka_sink_sql(spec, "enriched_sink", spec["topics"]["enriched"], True))
     statements = statements_with_dead_letters(t_env, spec, rows)
-    statements.add_insert("enriched_sink", t_env.from_data_stream(enriched))
+    statements.add_insert("enriched_sink", timed_rows(t_env, enriched))
     return statements
 
 
@@ -305,12 +327,16 @@ def _args(as_of: int, ttl_ms: int, fields: dict) -> list:
     return args
 
 
-def aggregates(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, spec: dict):
+def event_time_watermarks(spec: dict) -> WatermarkStrategy:
     event_time = spec["event_time"]
-    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(
+    return WatermarkStrategy.for_bounded_out_of_orderness(
         Duration.of_millis(event_time["watermark_ms"])
     ).with_idleness(Duration.of_millis(event_time["idleness_ms"]))
-    rows = decoded_stream(env, spec, watermarks)
+
+
+def aggregates(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, spec: dict):
+    event_time = spec["event_time"]
+    rows = decoded_stream(env, spec, event_time_watermarks(spec))
     on_time = rows.process(
         Lateness(event_time["lateness_ms"]), output_type=Types.PICKLED_BYTE_ARRAY()
     ).name("lateness")
@@ -329,4 +355,70 @@ def aggregates(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, s
     return statements
 
 
-PIPELINES = {"enrichment": enrichment, "aggregates": aggregates}
+class Measure(AggregateFunction):
+    """Job 3's incremental step: each enriched message into its window's accumulator."""
+
+    def __init__(self, spec: dict) -> None:
+        self.spec = spec
+
+    @cached_property
+    def stats(self) -> WindowStats:  # built on the worker: the window operator never opens it
+        return WindowStats(self.spec)
+
+    def create_accumulator(self) -> dict:
+        return self.stats.empty()
+
+    def add(self, value: bytes, accumulator: dict) -> dict:
+        return self.stats.add(accumulator, bytes(value))
+
+    def get_result(self, accumulator: dict) -> dict:
+        return accumulator
+
+    def merge(self, a: dict, b: dict) -> dict:
+        return WindowStats.merge(a, b)
+
+
+class Summarize(ProcessWindowFunction):
+    """The closed window's summary, as JSON keyed by the window's start."""
+
+    def __init__(self, spec: dict) -> None:
+        self.spec = spec
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.stats = WindowStats(self.spec)
+        metrics = runtime_context.get_metrics_group()
+        self.windows = metrics.counter("windows")
+        self.schema_changes = metrics.counter("schema_changes")
+        self.undecodable = metrics.counter("undecodable")
+
+    def process(self, key, context: ProcessWindowFunction.Context, elements):
+        window = context.window()
+        summary = self.stats.summary(next(iter(elements)), window.start, window.end)
+        self.windows.inc()
+        self.schema_changes.inc(summary["schema_changes"])
+        self.undecodable.inc(summary["undecodable"])
+        yield Row(str(window.start).encode(), json.dumps(summary).encode(), window.end - 1)
+
+
+def monitoring(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, spec: dict):
+    source = kafka_source(spec, spec["topics"]["enriched"])
+    messages = env.from_source(source, event_time_watermarks(spec), "transactions-enriched")
+    window = Time.milliseconds(spec["monitoring"]["window_ms"])
+    summaries = (
+        messages.key_by(lambda _: 0, key_type=Types.INT())  # one stream-wide window
+        .window(TumblingEventTimeWindows.of(window))
+        .aggregate(
+            Measure(spec),
+            Summarize(spec),
+            accumulator_type=Types.PICKLED_BYTE_ARRAY(),
+            output_type=TIMED,
+        )
+        .name("measure")
+    )
+    t_env.execute_sql(kafka_sink_sql(spec, "windows_sink", spec["topics"]["windows"], True))
+    statements = t_env.create_statement_set()
+    statements.add_insert("windows_sink", timed_rows(t_env, summaries))
+    return statements
+
+
+PIPELINES = {"enrichment": enrichment, "aggregates": aggregates, "monitoring": monitoring}

@@ -7,12 +7,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
-import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
 
 from fraud_platform.alerts import Alert, Alerter, Smtp
-from fraud_platform.quality.streaming import validate_window
 from sensors.alerts import run_failure_alert, run_failure_alerts
 
 
@@ -82,28 +80,6 @@ def test_recent_keeps_the_last_24_hours_newest_first(tmp_path):
     assert [a.title for a in alerter.recent(now_ms=now)] == ["1h ago", "2h ago"]
     with pytest.raises(ValueError, match="severity 'LOUD'"):
         Alert("x", "LOUD", "no such severity")
-
-
-def test_the_streaming_window_check_alerts_on_a_bad_window(tmp_path):
-    alerter = Alerter(tmp_path / "alerts.jsonl")
-    window = pd.DataFrame(
-        {
-            "transaction_id": [f"t{i}" for i in range(100)],
-            "user_id": "u1",
-            "amount": [20.0] * 90 + [15_000.0] * 10,  # 10% spikes on a small spender
-            "ts_ms": range(100),
-            "user_transaction_count_1h": 1,
-            "user_avg_amount_30d": 25.0,
-        }
-    )
-    outcome = validate_window(window, "2025-03-05T10:05", alerter)
-    assert not outcome.success
-    (alert,) = alerter.recent()
-    assert alert.severity == "WARN" and "window 2025-03-05T10:05" in alert.title
-    assert "expect_amount_spike_rate_to_be_below" in alert.detail
-    calm = window.assign(amount=20.0)
-    assert validate_window(calm.to_dict("records"), "next", alerter).success
-    assert len(alerter.recent()) == 1
 
 
 @dg.op

@@ -19,7 +19,6 @@ RAW = checks_for("raw/transactions")[0]
 TRAINING = checks_for("training/training_set")[0]
 PROCESSED = check_named("batch/processed_transactions")
 DRIFT = check_named("batch/feature_drift")
-WINDOW = check_named("streaming/window_features")
 SCORES = check_named("posttraining/model_scores")
 IMPORTANCE = check_named("posttraining/feature_importance")
 VERSUS = check_named("posttraining/versus_production")
@@ -173,7 +172,7 @@ def test_suites_name_only_columns_that_exist():
         "pretraining/training_set": features | {"label", "split", "transaction_id"},
         "batch/processed_transactions": transaction | {"user_known", "merchant_known"},
         "batch/feature_drift": features,
-        "streaming/window_features": features | transaction,
+        "streaming/window_metrics": {"metric", "value"},
         "posttraining/model_scores": {"label", "score", "production_score"},
         "posttraining/versus_production": {"label", "score", "production_score"},
         "posttraining/feature_importance": {"feature", "importance"},
@@ -234,34 +233,6 @@ def test_feature_drift_layer():
     halved = feature_days(900, seed=7)  # less than half of yesterday's volume
     outcome = validate(halved, DRIFT, **drift_parameters(before, yesterday_rows=2000))
     assert ("expect_table_row_count_to_be_between", None) in failed(outcome)
-
-
-# -- layer 2 -------------------------------------------------------------------------------
-
-
-def window_batch(n: int = 400) -> pd.DataFrame:
-    rng = np.random.default_rng(8)
-    return pd.DataFrame(
-        {
-            "transaction_id": [f"t{i}" for i in range(n)],
-            "user_id": [f"u{i % 30}" for i in range(n)],
-            "amount": rng.lognormal(3.5, 0.8, n),
-            "ts_ms": 1_740_000_000_000 + np.arange(n) * 100,
-            "user_transaction_count_1h": rng.integers(0, 5, n),
-            "user_avg_amount_30d": rng.lognormal(3.5, 0.3, n),
-        }
-    )
-
-
-def test_streaming_window_layer():
-    assert validate(window_batch(), WINDOW).success
-    spikes = window_batch()
-    spikes.loc[0:29, "amount"] = 15_000.0  # 7.5% of the window far above small averages
-    outcome = validate(spikes, WINDOW)
-    assert ("expect_amount_spike_rate_to_be_below", None) in failed(outcome)
-    gaps = window_batch()
-    gaps.loc[0:99, "user_id"] = None
-    assert ("expect_column_values_to_not_be_null", "user_id") in failed(validate(gaps, WINDOW))
 
 
 # -- layer 5 -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ def test_the_design_topics_with_their_keys_and_retention():
         "transactions-raw": ("user_id", 7),
         "transactions-enriched": ("user_id", 7),
         "transactions-late": ("user_id", 7),
+        "quality-stream-windows": ("window_start_ms", 30),
         "fraud-labels": ("transaction_id", 90),
         "model-predictions": ("transaction_id", 30),
         "dlq-schema-errors": ("transaction_id", 30),
