@@ -9,8 +9,10 @@ send time) while a consumer of transactions-enriched notes when each arrives:
   - committed latency: read committed, what a transactional reader sees: the exactly-once
     sink commits with each checkpoint, so this is bounded by the checkpoint interval
     (`--checkpoint`, 1 s here; 60 s by default in the platform).
-The floor is a bare confluent-kafka producer -> topic -> consumer at the same rate. Prints
-P50/P95/P99 in ms and each ratio to the floor, and the rate the job sustained. Starts Redis,
+Two floors at the same rate: the bare engine, a PyFlink job with the same source, keying,
+one Python step and exactly-once sink that forwards each message untouched (`passthrough`);
+and a bare confluent-kafka producer -> topic -> consumer. Prints P50/P95/P99 in ms, the
+ratios to both floors, and the rate each job sustained. Starts Redis,
 Kafka and Flink when they are not running and stops what it started.
 """
 
@@ -37,10 +39,10 @@ from fraud_platform.simulation.reference import build_world
 from fraud_platform.simulation.traffic import generate_day
 from fraud_platform.stack.manager import Stack
 from fraud_platform.streaming.control import FlinkJobs, deploy
-from fraud_platform.streaming.jobs import ENRICHMENT, Deployment
+from fraud_platform.streaming.jobs import ENRICHMENT, PASSTHROUGH, Deployment
 from fraud_platform.topics import TRANSACTIONS_RAW, ensure_topics, topic_name
 
-console = Console()
+console = Console(width=150)
 
 
 class Arrivals(threading.Thread):
@@ -82,53 +84,71 @@ def send(bootstrap: str, topic: str, values: list[tuple[str, str, bytes]], rate:
     return sent
 
 
+def ratios(values: np.ndarray, floor: np.ndarray) -> str:
+    return "/".join(f"{v / f:.1f}" for v, f in zip(values, floor, strict=True))
+
+
 def percentiles(sent: dict, arrived: dict, skip: int) -> tuple[np.ndarray, int]:
     ids = list(sent)[skip:]
     latencies = np.array([arrived[i] - sent[i] for i in ids if i in arrived])
     return np.percentile(latencies, [50, 95, 99]), len(ids) - len(latencies)
 
 
-def measure(settings, lake: str, records: list[dict], rate: float, seconds: float, checkpoint: str):
+def job_latency(settings, lake: str, values: list, rate: float, options, job) -> dict:
+    """Latency of `job` from a fresh transactions-raw to its transactions-enriched."""
     prefix = f"bench{uuid.uuid4().hex[:6]}-"
     ensure_topics(settings.kafka_bootstrap, prefix=prefix)
-    count = int(rate * seconds)
-    batch = records[:count]
-    deployment = Deployment(topic_prefix=prefix, lake_root=lake, checkpoint_interval=checkpoint)
-    job_id = deploy(settings, ENRICHMENT, deployment)
+    deployment = Deployment(topic_prefix=prefix, lake_root=lake,
+                            checkpoint_interval=options.checkpoint,
+                            parallelism=options.parallelism)  # fmt: skip
+    job_id = deploy(settings, job, deployment)
     enriched = topic_name("transactions-enriched", prefix)
-    by_id = lambda m: ENRICHED_TRANSACTION.decode(m.value())["transaction_id"]  # noqa: E731
-    readers = [Arrivals(settings.kafka_bootstrap, enriched, iso, by_id)
+    readers = [Arrivals(settings.kafka_bootstrap, enriched, iso, transaction_id)
                for iso in ("read_uncommitted", "read_committed")]  # fmt: skip
-    floor_topic = f"{prefix}floor"
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    partitions = TRANSACTIONS_RAW.partitions
-    for future in admin.create_topics([NewTopic(floor_topic, partitions, 1)]).values():
-        future.result(30)
-    floor = Arrivals(settings.kafka_bootstrap, floor_topic, "read_uncommitted",
-                     lambda m: m.key().decode())  # fmt: skip
-    for reader in (*readers, floor):
+    for reader in readers:
         reader.start()
     time.sleep(3)
-    values = [(r["transaction_id"], r["user_id"], TRANSACTION.encode(r)) for r in batch]
     began = time.monotonic()
     sent = send(settings.kafka_bootstrap, topic_name("transactions-raw", prefix), values, rate)
     deadline = time.monotonic() + 120
-    while len(readers[1].arrived) < count and time.monotonic() < deadline:
+    while len(readers[1].arrived) < len(values) and time.monotonic() < deadline:
         time.sleep(0.5)
     drained = time.monotonic() - began
-    floor_values = [(str(i), str(i), b"x" * 400) for i in range(count)]
-    floor_sent = send(settings.kafka_bootstrap, floor_topic, floor_values, rate)
-    time.sleep(2)
-    for reader in (*readers, floor):
+    for reader in readers:
         reader.stopping = True
     FlinkJobs(settings).cancel(job_id)
     skip = int(rate * 2)  # the first two seconds warm the job up
     return {
         "processing": percentiles(sent, readers[0].arrived, skip),
         "committed": percentiles(sent, readers[1].arrived, skip),
-        "floor": percentiles(floor_sent, floor.arrived, skip),
         "sustained": len(readers[1].arrived) / drained,
     }
+
+
+def transaction_id(message) -> str:
+    """The transaction id of an enriched message, or of a raw one the passthrough forwards."""
+    value = message.value()
+    try:
+        return ENRICHED_TRANSACTION.decode(value)["transaction_id"]
+    except ValueError:
+        return TRANSACTION.decode(value)["transaction_id"]
+
+
+def kafka_floor(settings, count: int, rate: float) -> tuple[np.ndarray, int]:
+    """A bare confluent-kafka producer -> topic -> consumer round trip at `rate`."""
+    topic = f"bench-floor-{uuid.uuid4().hex[:6]}"
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    for future in admin.create_topics([NewTopic(topic, TRANSACTIONS_RAW.partitions, 1)]).values():
+        future.result(30)
+    floor = Arrivals(settings.kafka_bootstrap, topic, "read_uncommitted",
+                     lambda m: m.key().decode())  # fmt: skip
+    floor.start()
+    time.sleep(3)
+    sent = send(settings.kafka_bootstrap, topic, [(str(i), str(i), b"x" * 400)
+                                                  for i in range(count)], rate)  # fmt: skip
+    time.sleep(2)
+    floor.stopping = True
+    return percentiles(sent, floor.arrived, int(rate * 2))
 
 
 def main() -> None:
@@ -136,6 +156,7 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[1000, 5000])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--checkpoint", default="1s")
+    parser.add_argument("--parallelism", type=int, default=0, help="0: the job's own")
     args = parser.parse_args()
     settings = Settings.from_env()
     stack = Stack(settings)
@@ -149,18 +170,29 @@ def main() -> None:
         days = range(today - 1 - needed // 50_000, today)  # oldest first: per-user order
         records = [transaction_record(r) for day in days
                    for r in generate_day(world, day, 50_000).transactions.to_pylist()]  # fmt: skip
-        table = Table("rate/s", "path", "P50 ms", "P95 ms", "P99 ms", "x floor (P50/P95/P99)",
-                      "not arrived", title="raw -> enriched latency")  # fmt: skip
+        table = Table("rate/s", "path", "P50 ms", "P95 ms", "P99 ms", "x Kafka (P50/P95/P99)",
+                      "x PyFlink", "not arrived", title="raw -> enriched latency")  # fmt: skip
         for rate in args.rates:
+            count = int(rate * args.seconds)
+            values = [(r["transaction_id"], r["user_id"], TRANSACTION.encode(r))
+                      for r in records[:count]]  # fmt: skip
             console.print(f"measuring at {rate:.0f}/s for {args.seconds:.0f} s")
-            result = measure(settings, lake, records, rate, args.seconds, args.checkpoint)
-            floor, _ = result["floor"]
-            for path in ("processing", "committed", "floor"):
-                values, missing = result[path]
-                ratio = "/".join(f"{v / f:.1f}" for v, f in zip(values, floor, strict=True))
-                table.add_row(f"{rate:.0f}", path, *(f"{v:.1f}" for v in values),
-                              "" if path == "floor" else ratio, str(missing))  # fmt: skip
-            console.print(f"  sustained {result['sustained']:.0f} transactions/s end to end")
+            platform = job_latency(settings, lake, values, rate, args, ENRICHMENT)
+            bare = job_latency(settings, lake, values, rate, args, PASSTHROUGH)
+            paths = {
+                "enrichment": platform["processing"],
+                "enrichment, committed": platform["committed"],
+                "bare PyFlink": bare["processing"],
+                "bare PyFlink, committed": bare["committed"],
+                "bare Kafka": kafka_floor(settings, count, rate),
+            }
+            floor, engine = paths["bare Kafka"][0], paths["bare PyFlink"][0]
+            for path, (values_ms, missing) in paths.items():
+                table.add_row(f"{rate:.0f}", path, *(f"{v:.1f}" for v in values_ms),
+                              ratios(values_ms, floor), ratios(values_ms, engine),
+                              str(missing))  # fmt: skip
+            console.print(f"  sustained {platform['sustained']:.0f} transactions/s end to end "
+                          f"(bare PyFlink {bare['sustained']:.0f}/s)")  # fmt: skip
         console.print(table)
     finally:
         if started:

@@ -21,7 +21,7 @@ from fraud_platform.batch.processing import process_transactions
 from fraud_platform.contracts import DEAD_LETTER, TRANSACTION
 from fraud_platform.features.stream import enriched_feature_names
 from fraud_platform.streaming.control import FlinkJobs, deploy
-from fraud_platform.streaming.jobs import AGGREGATES, ENRICHMENT, Deployment, job_spec
+from fraud_platform.streaming.jobs import AGGREGATES, ENRICHMENT, Deployment
 
 from .ingestion_support import TopicSet
 from .streaming_support import (
@@ -137,7 +137,7 @@ def test_late_events_inside_the_bound_count_and_beyond_it_go_to_the_late_topic(s
     assert [TRANSACTION.decode(m.value())["transaction_id"] for m in late] == ["late-beyond"]
     assert count() == 2 and stored(client, key)["as_of_ms"] == now
     flink = FlinkJobs(settings)
-    (job, *_) = flink.find(job_spec(settings, AGGREGATES, deployment)["name"])
+    (job, *_) = flink.find(deployment.instance_name(AGGREGATES))
     wait_for(lambda: flink.metric(job["jid"], "late_events") == 1, 30, "the late counter")
 
 
@@ -146,17 +146,26 @@ def test_an_undecodable_message_becomes_a_dead_letter_and_the_jobs_keep_running(
 ):
     topics, deployment = streaming
     topics.produce("transactions-raw", [(b"someone", b"not a framed Avro transaction")])
-    letters = wait_for(
-        lambda: [DEAD_LETTER.decode(m.value()) for m in topics.drain("dlq-processing-errors")],
-        what="the dead letters",
-    )
+
+    def both_jobs_letters():
+        found = [DEAD_LETTER.decode(m.value()) for m in topics.drain("dlq-processing-errors")]
+        return found if len(found) >= 2 else None
+
+    letters = wait_for(both_jobs_letters, what="both jobs' dead letters")
     assert {letter["original_value"] for letter in letters} == {b"not a framed Avro transaction"}
     assert {letter["reason"] for letter in letters} == {"stream_undecodable"}
-    assert {letter["detail"].split(":")[0] for letter in letters} == {
-        job_spec(settings, job, deployment)["name"] for job in (ENRICHMENT, AGGREGATES)
-    }
+    by_job = {letter["detail"].split(":")[0]: letter for letter in letters}
+    assert set(by_job) == {deployment.instance_name(job) for job in (ENRICHMENT, AGGREGATES)}
+    (original,) = [m for m in topics.drain("transactions-raw") if m.key() == b"someone"]
+    enrichment_letter = by_job[deployment.instance_name(ENRICHMENT)]
+    assert enrichment_letter["original_key"] == b"someone"
+    assert (enrichment_letter["source_partition"], enrichment_letter["source_offset"]) == (
+        original.partition(),
+        original.offset(),
+    )
+    assert enrichment_letter["source_timestamp"] == original.timestamp()[1]
     flink = FlinkJobs(settings)
     for job in (ENRICHMENT, AGGREGATES):
-        (found,) = flink.find(job_spec(settings, job, deployment)["name"])
+        (found,) = flink.find(deployment.instance_name(job))
         status = flink.status(found["jid"])
         assert status.running and status.restarts == 0

@@ -19,7 +19,7 @@ import redis
 from fraud_platform.batch.processing import process_transactions
 from fraud_platform.stack.manager import Stack
 from fraud_platform.streaming.control import FlinkJobs, deploy
-from fraud_platform.streaming.jobs import AGGREGATES, ENRICHMENT, Deployment, job_spec
+from fraud_platform.streaming.jobs import AGGREGATES, ENRICHMENT, Deployment
 
 from .ingestion_support import TopicSet
 from .streaming_support import (
@@ -50,7 +50,7 @@ def test_jobs_recover_from_a_killed_task_manager_with_exact_outputs(
     deployment = Deployment(topic_prefix=topics.prefix, key_prefix=f"{topics.prefix}:",
                             lake_root=lake.root, checkpoint_interval="2s")  # fmt: skip
     flink = FlinkJobs(settings)
-    names = [job_spec(settings, job, deployment)["name"] for job in (ENRICHMENT, AGGREGATES)]
+    names = [deployment.instance_name(job) for job in (ENRICHMENT, AGGREGATES)]
     try:
         produce_raw(settings, topics, records[:half])
         jobs = [deploy(settings, job, deployment) for job in (ENRICHMENT, AGGREGATES)]
