@@ -4,7 +4,8 @@ enrichment (job 1): transactions-raw -> transactions-enriched. Keyed by user, ea
   transaction gets the catalog's row features, the user's windows strictly before it and the
   derived features those allow, computed on arrival (no waiting for a watermark). The Kafka
   sink is exactly-once: a read-committed consumer sees each transaction once, at the
-  checkpoint that commits it.
+  checkpoint that commits it. Stateful operators carry fixed uids, so a savepoint still
+  restores after the job's graph changes around them.
 aggregates (job 2): transactions-raw -> Redis. Event time with a bounded-out-of-orderness
   watermark; events later than the watermark minus the allowed lateness go to the late
   topic (counted); the others update the user's 1h-30d windows (`user:{id}:agg:{window}`)
@@ -85,8 +86,8 @@ def keyed_raw(t_env: StreamTableEnvironment, spec: dict) -> KeyedStream:
     """transactions-raw keyed by its record key (the user id) without a Python step: the
     Kafka table source reads key, value and position; the stream is keyed on the JVM the way
     PyFlink's own key_by keys the (key, value) rows its Python key selector makes. Each
-    element is (key, value, partition, offset, timestamp ms); the keyed Python function is
-    the job's only Python stage."""
+    element is (key, value, partition, offset, timestamp); the keyed Python function is the
+    job's only Python stage."""
     kafka = spec["kafka"]
     t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE raw_source (
@@ -261,7 +262,7 @@ def decoded_stream(env: StreamExecutionEnvironment, spec: dict, watermarks: Wate
     source, per partition: one reader fetching partitions in turns does not make the slower
     partitions' events look late."""
     source = kafka_source(spec, spec["topics"]["raw"])
-    raw = env.from_source(source, watermarks, "transactions-raw")
+    raw = env.from_source(source, watermarks, "transactions-raw").uid("raw-source")
     return raw.process(Decode(spec), output_type=Types.PICKLED_BYTE_ARRAY()).name("decode")
 
 
@@ -280,7 +281,9 @@ def statements_with_dead_letters(t_env: StreamTableEnvironment, spec: dict, rows
 
 
 def enrichment(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, spec: dict):
-    enriched = keyed_raw(t_env, spec).process(Enrich(spec), output_type=TIMED).name("enrich")
+    enriched = (
+        keyed_raw(t_env, spec).process(Enrich(spec), output_type=TIMED).name("enrich").uid("enrich")
+    )
     # The enriched record keeps the transaction's event time, as raw does (job 3 windows by it).
     t_env.execute_sql(kafka_sink_sql(spec, "enriched_sink", spec["topics"]["enriched"], True))
     statements = statements_with_dead_letters(t_env, spec, enriched)
@@ -434,6 +437,7 @@ def aggregates(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, s
         on_time.key_by(lambda row, key=key: row[key], key_type=Types.STRING())
         .process(Aggregate(spec, entity), output_type=NOTHING)
         .name(f"{entity}-windows")
+        .uid(f"{entity}-windows")
         for entity, key in (("user", "user_id"), ("merchant", "merchant_id"))
     ]
     t_env.execute_sql(kafka_sink_sql(spec, "late_sink", spec["topics"]["late"]))
@@ -492,7 +496,9 @@ class Summarize(ProcessWindowFunction):
 
 def monitoring(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, spec: dict):
     source = kafka_source(spec, spec["topics"]["enriched"])
-    messages = env.from_source(source, event_time_watermarks(spec), "transactions-enriched")
+    messages = env.from_source(source, event_time_watermarks(spec), "transactions-enriched").uid(
+        "enriched-source"
+    )
     window = Time.milliseconds(spec["monitoring"]["window_ms"])
     summaries = (
         messages.key_by(lambda _: 0, key_type=Types.INT())  # one stream-wide window
@@ -504,6 +510,7 @@ def monitoring(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, s
             output_type=TIMED,
         )
         .name("measure")
+        .uid("measure")
     )
     t_env.execute_sql(kafka_sink_sql(spec, "windows_sink", spec["topics"]["windows"], True))
     statements = t_env.create_statement_set()
