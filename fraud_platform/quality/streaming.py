@@ -17,15 +17,15 @@ from typing import Any
 import pandas as pd
 
 from fraud_platform.alerts import Alert, Alerter
-from fraud_platform.quality import drift
+from fraud_platform.quality import drift, loaders
 from fraud_platform.quality.runner import Outcome, validate
 from fraud_platform.quality.suites import check_named
 
 SUITE = "streaming/window_metrics"
 WINDOW_FIGURES = ("volume", "schema_changes", "undecodable", "amount_min", "amount_max",
                   "amount_mean", "spike_rate")  # fmt: skip
-# Fixed within a minute, so their distribution says nothing about drift.
-CALENDAR_FEATURES = {"hour_of_day", "day_of_week"}
+# A minute holds a single hour of a single weekday: their distribution says nothing.
+CALENDAR_FEATURES = loaders.CALENDAR_FEATURES | {"hour_of_day"}
 
 
 def baseline(lake: Any, days: int = 7) -> dict[str, Any]:
@@ -36,10 +36,9 @@ def baseline(lake: Any, days: int = 7) -> dict[str, Any]:
     no features yet."""
     from fraud_platform.features.stream import enriched_feature_names
     from fraud_platform.lake import TRANSACTION_FEATURES_PATH
-    from fraud_platform.quality.loaders import previous_days, read_days
 
     today = datetime.now(UTC).date().isoformat()
-    frame = read_days(lake, TRANSACTION_FEATURES_PATH, previous_days(today, days))
+    frame = loaders.read_days(lake, TRANSACTION_FEATURES_PATH, loaders.previous_days(today, days))
     if frame is None or frame.empty:
         return {"references": {}, "missing_baseline": {}}
     names = [n for n in enriched_feature_names() if n in frame.columns]
@@ -129,14 +128,14 @@ def new_windows(
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
         if metadata.error is not None:
             raise RuntimeError(f"topic {topic}: {metadata.error}")
-        positions = {}
+        positions, ends = {}, {}
         for partition in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-            positions[partition] = offsets.get(partition, max(low, high - limit))
+            low, ends[partition] = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), 10
+            )
+            positions[partition] = offsets.get(partition, max(low, ends[partition] - limit))
         consumer.assign([TopicPartition(topic, p, o) for p, o in positions.items()])
         found: list[dict[str, Any]] = []
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1]
-                for p in positions}  # fmt: skip
         while len(found) < limit and any(positions[p] < ends[p] for p in positions):
             batch = consumer.consume(limit - len(found), timeout=2)
             if not batch:

@@ -66,8 +66,10 @@ class FlinkRuntime:
             "jobmanager.execution.failover-strategy": "region",
             "taskmanager.host": LOOPBACK,
             "taskmanager.bind-host": LOOPBACK,
-            "taskmanager.numberOfTaskSlots": 4,
-            "taskmanager.memory.process.size": "2048m",
+            # The three platform jobs take 4 slots (enrichment runs 2); the rest leaves room
+            # for an isolated instance (a tenant, the tests) beside them.
+            "taskmanager.numberOfTaskSlots": 8,
+            "taskmanager.memory.process.size": "3072m",
             "parallelism.default": 1,
             "rest.address": LOOPBACK,
             "rest.bind-address": LOOPBACK,

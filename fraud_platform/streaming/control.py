@@ -23,6 +23,8 @@ from fraud_platform.stack.process import StackError
 from fraud_platform.streaming.jobs import DEFAULT_DEPLOYMENT, Deployment, StreamingJob, job_spec
 from fraud_platform.topics import topic_name
 
+NO_WATERMARK = -(2**63)  # Long.MIN_VALUE: no watermark yet
+
 ACTIVE = {"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "RECONCILING", "FAILING"}
 
 
@@ -109,6 +111,18 @@ class FlinkJobs:
                 values = self._get(f"{path}?get={','.join(ids)}")
                 total += sum(float(v["value"]) for v in values)
         return total
+
+    def input_watermark(self, job_id: str, operator: str) -> int | None:
+        """The lowest input watermark (epoch ms) over the subtasks of the task that runs
+        `operator`, None before the first. The REST API serves it from its metric store, which
+        refreshes every few seconds."""
+        for vertex in self._get(f"/jobs/{job_id}")["vertices"]:
+            if operator in vertex["name"]:
+                path = f"/jobs/{job_id}/vertices/{vertex['id']}/watermarks"
+                values = [int(w["value"]) for w in self._get(path)]
+                lowest = min(values, default=NO_WATERMARK)
+                return None if lowest == NO_WATERMARK else lowest
+        raise StackError(f"Flink job {job_id} has no operator named {operator!r}")
 
     def _restarts(self, job_id: str) -> int:
         metrics = self._get(f"/jobs/{job_id}/metrics?get=numRestarts")

@@ -96,7 +96,11 @@ class EventTime:
 
     watermark_ms: int = 5 * MINUTE_MS
     lateness_ms: int = 5 * MINUTE_MS
-    idleness_ms: int = 10_000  # a quiet partition stops holding the watermark back
+    # A partition quiet this long stops holding the watermark back. It is long because a
+    # split that is merely waiting its turn (the reader busy on another partition's backlog,
+    # a starved worker) looks quiet too, and its events then look late: on time events
+    # wrongly sent to the late topic cost more than windows closing a minute later.
+    idleness_ms: int = 60_000
 
 
 @dataclass(frozen=True)

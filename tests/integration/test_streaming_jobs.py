@@ -127,17 +127,21 @@ def test_late_events_inside_the_bound_count_and_beyond_it_go_to_the_late_topic(s
         assert producer.flush(10) == 0
 
     count = lambda: stored(client, key).get("user_transaction_count_1h")  # noqa: E731
+    flink = FlinkJobs(settings)
+    (job, *_) = flink.find(deployment.instance_name(AGGREGATES))
     send("late-now", now)
     wait_for(lambda: count() == 1, what="the first event in Redis")
-    time.sleep(3)  # the watermark moves to now - 5 min
+    # The watermark moves to now - 5 min once the other partitions, quiet since the
+    # backlog, count as idle.
+    watermark = now - deployment.event_time.watermark_ms - 1  # as Flink bounds it
+    wait_for(lambda: (flink.input_watermark(job["jid"], "user-windows") or 0) >= watermark,
+             150, "the watermark to pass now - 5 min")  # fmt: skip
     send("late-inside", now - 3 * MINUTE)  # after the watermark - lateness (now - 10 min)
     send("late-beyond", now - 20 * MINUTE)  # before it
     wait_for(lambda: count() == 2, what="the late event inside the bound to count")
     late = topics.drain("transactions-late", idle_s=5)
     assert [TRANSACTION.decode(m.value())["transaction_id"] for m in late] == ["late-beyond"]
     assert count() == 2 and stored(client, key)["as_of_ms"] == now
-    flink = FlinkJobs(settings)
-    (job, *_) = flink.find(deployment.instance_name(AGGREGATES))
     wait_for(lambda: flink.metric(job["jid"], "late_events") == 1, 30, "the late counter")
 
 
