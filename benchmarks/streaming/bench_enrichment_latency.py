@@ -33,6 +33,7 @@ from rich.table import Table
 from fraud_platform.config import Settings
 from fraud_platform.contracts import ENRICHED_TRANSACTION, TRANSACTION
 from fraud_platform.lake import transaction_record
+from fraud_platform.messaging import consume_ready
 from fraud_platform.resources import LakeResource
 from fraud_platform.simulation.history import epoch_day, write_reference
 from fraud_platform.simulation.reference import build_world
@@ -62,7 +63,7 @@ class Arrivals(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping:
-            for message in self.consumer.consume(1000, timeout=0.05):
+            for message in consume_ready(self.consumer, 1000, timeout=0.05):
                 if message.error() is None:
                     self.arrived[self.key_of(message)] = time.time() * 1000
         self.consumer.close()

@@ -25,6 +25,7 @@ from rich.console import Console
 from fraud_platform.config import Settings
 from fraud_platform.contracts import ENRICHED_TRANSACTION
 from fraud_platform.features.stream import enriched_feature_names
+from fraud_platform.messaging import consume_ready
 from fraud_platform.models import registry
 from fraud_platform.models.training import train
 from fraud_platform.resources import LakeResource
@@ -81,7 +82,7 @@ def passthrough(settings, prefix: str, count: int) -> float:
     consumer.subscribe([topic_name("transactions-enriched", prefix)])
     out, seen, began = topic_name("model-predictions", prefix), 0, None
     while seen < count:
-        messages = [m for m in consumer.consume(500, timeout=0.2) if m.error() is None]
+        messages = [m for m in consume_ready(consumer, 500, timeout=0.2) if m.error() is None]
         began = began or time.perf_counter()
         for message in messages:
             producer.produce(out, message.value(), message.key())

@@ -33,7 +33,7 @@ from fraud_platform.ingestion.rules import (
     Rejection,
     Rules,
 )
-from fraud_platform.messaging import produce
+from fraud_platform.messaging import consume_ready, produce
 from fraud_platform.topics import TRANSACTIONS_INGEST, TRANSACTIONS_RAW, topic_name
 
 log = logging.getLogger("fraud_platform.ingestion")
@@ -171,9 +171,9 @@ class Validator:
             self.consumer.close()
 
     def _consume(self) -> list[Any]:
-        """The next batch, without messages of partitions a rebalance inside consume() took
-        away: their new owner reads them from the last committed offset."""
-        messages = self.consumer.consume(self.config.batch_size, timeout=0.2)
+        """The next batch, without messages of partitions a rebalance inside the consumer's
+        calls took away: their new owner reads them from the last committed offset."""
+        messages = consume_ready(self.consumer, self.config.batch_size, timeout=0.2)
         owned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
         return [
             m

@@ -200,11 +200,12 @@ def job_spec(settings: Settings, job: StreamingJob, deployment: Deployment) -> d
                 "parallelism.default": deployment.parallelism or job.parallelism,
                 "execution.checkpointing.interval": deployment.checkpoint_interval
                 or settings.flink_checkpoint_interval,
-                # Latency over batching: network buffers leave at least every 5 ms (100 ms
-                # by default), records reach the Python workers in small bundles.
+                # Network buffers leave at least every 5 ms (100 ms by default). A Python
+                # bundle closes after 50 ms: each close costs round trips to the JVM (the
+                # keyed state's commit), and at 20 ms those ate the enrichment's capacity.
                 "execution.buffer-timeout.interval": "5 ms",
                 "python.fn-execution.bundle.size": 1000,
-                "python.fn-execution.bundle.time": 20,
+                "python.fn-execution.bundle.time": 50,
             },
         },
     }

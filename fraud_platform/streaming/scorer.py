@@ -26,7 +26,7 @@ import pandas as pd
 from fraud_platform.contracts import ENRICHED_TRANSACTION, MODEL_PREDICTION, ContractError
 from fraud_platform.features.catalog import CATEGORICAL_FEATURES, MODEL_FEATURES
 from fraud_platform.features.online import FeatureStore, OnlineFeatures
-from fraud_platform.messaging import produce
+from fraud_platform.messaging import consume_ready, produce
 from fraud_platform.models import registry
 from fraud_platform.models.gate import Thresholds
 from fraud_platform.models.training import known_categories, predict
@@ -213,7 +213,7 @@ class Scorer:
         last = time.monotonic()
         while not self.stopping:
             self._beat()
-            messages = [m for m in self.consumer.consume(self.config.batch, timeout=0.2)
+            messages = [m for m in consume_ready(self.consumer, self.config.batch, timeout=0.2)
                         if m.error() is None]  # fmt: skip
             if not messages:
                 if idle_exit_s is not None and time.monotonic() - last > idle_exit_s:

@@ -10,7 +10,7 @@ the windows as of its latest event, [T - w + 1, T], which is what the online sto
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -54,52 +54,72 @@ class RowFeatures:
         return {name: cast(fn(row), dtype) for name, dtype, fn in self._features}
 
 
-def _aggregate(kind: str, values: list[Any]) -> Any:
-    present = [v for v in values if v is not None]
-    if kind == "COUNT":
-        return len(present)
-    if kind == "SUM":
-        return sum(present)  # COALESCE(SUM, 0) in the batch SQL
-    if kind == "COUNT_DISTINCT":
-        return len(set(present))
-    if not present:
-        return None
-    if kind == "AVG":
-        return math.fsum(present) / len(present)
-    if kind == "MAX":
-        return max(present)
-    raise ValueError(f"unknown aggregate {kind!r}")
+def _average(values: Sequence[Any]) -> Any:
+    return math.fsum(values) / len(values) if values else None
+
+
+def _maximum(values: Sequence[Any]) -> Any:
+    return max(values) if values else None
+
+
+# Each aggregate over a window's non-null values, as the batch SQL computes it (SUM is
+# COALESCE(SUM, 0) there).
+AGGREGATES: dict[str, Callable[[Sequence[Any]], Any]] = {
+    "COUNT": len,
+    "SUM": sum,
+    "COUNT_DISTINCT": lambda values: len(set(values)),
+    "AVG": _average,
+    "MAX": _maximum,
+}
 
 
 class Windows:
     """A set of window features over one entity's events.
 
-    Each event is stored once with the value of every distinct value expression, so a window
-    is a slice of the sorted history and each feature a pass over one column of it.
+    Each event is stored once with the value of every distinct value expression. All the
+    windows of one call end at the same instant, so each is a suffix of the longest: that one
+    is transposed into columns once, and each feature is an aggregate over the tail of one
+    column. This is the hot loop of both jobs.
     """
 
     def __init__(self, features: Sequence[dict]) -> None:
         self.features = list(features)
+        for feature in self.features:
+            if feature["aggregate"] not in AGGREGATES:
+                raise ValueError(f"{feature['name']}: unknown aggregate {feature['aggregate']!r}")
         values = sorted({f["value"] for f in self.features})
         self.value_index = {source: i for i, source in enumerate(values)}
         self._values = [compile_expression(source) for source in values]
         self.horizon_ms = max((f["window_ms"] for f in self.features), default=0)
+        plan: dict[int, list[tuple[str, Callable, int]]] = {}
+        for f in self.features:
+            plan.setdefault(f["window_ms"], []).append(
+                (f["name"], AGGREGATES[f["aggregate"]], self.value_index[f["value"]])
+            )
+        self._plan = list(plan.items())
 
     def values(self, row: Row) -> tuple:
         return tuple(fn(row) for fn in self._values)
 
     def compute(self, history: History, low_of: Callable[[int], int], high: int) -> dict:
         """Each feature over the history's events with low_of(window_ms) <= ts <= high."""
+        starts = {window: history.index(low_of(window)) for window, _ in self._plan}
+        first, end = min(starts.values(), default=0), history.index(high + 1)
+        columns = list(zip(*(event[-1] for event in history.events[first:end]), strict=True))
+        if not columns:
+            columns = [()] * len(self._values)
         result = {}
-        by_window: dict[int, list[tuple]] = {}
-        for feature in self.features:
-            window = feature["window_ms"]
-            if window not in by_window:
-                by_window[window] = history.between(low_of(window), high)
-            column = self.value_index[feature["value"]]
-            result[feature["name"]] = _aggregate(
-                feature["aggregate"], [event[-1][column] for event in by_window[window]]
-            )
+        for window, features in self._plan:
+            tail = starts[window] - first
+            present: dict[int, Sequence[Any]] = {}
+            for name, aggregate, column in features:
+                values = present.get(column)
+                if values is None:
+                    values = columns[column][tail:]
+                    if None in values:
+                        values = [v for v in values if v is not None]
+                    present[column] = values
+                result[name] = aggregate(values)
         return result
 
     def before(self, history: History, ts_ms: int) -> dict:
@@ -119,8 +139,9 @@ class History:
         self.events = events or []
         self._times = [e[0] for e in self.events]
 
-    def between(self, low: int, high: int) -> list[tuple]:
-        return self.events[bisect_left(self._times, low) : bisect_right(self._times, high)]
+    def index(self, ts_ms: int) -> int:
+        """The position of the first event at or after ts_ms."""
+        return bisect_left(self._times, ts_ms)
 
     def add(self, event: tuple) -> None:
         if self.events and (event[0], event[1]) >= (self.events[-1][0], self.events[-1][1]):

@@ -52,7 +52,7 @@ from pyflink.table.expressions import col, to_timestamp_ltz
 
 from fraud_streaming.features import Enricher, History, Windows
 from fraud_streaming.monitoring import WindowStats
-from fraud_streaming.records import Codec, Reference
+from fraud_streaming.records import Codec, EnrichedCodec, Reference
 
 log = logging.getLogger("fraud_streaming")
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
@@ -227,7 +227,7 @@ class Enrich(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.codec = Codec(self.spec["contracts"]["transaction"])
-        self.enriched = Codec(self.spec["contracts"]["enriched"])
+        self.enriched = EnrichedCodec(self.spec["contracts"]["enriched"])
         self.dead_letters = Codec(self.spec["contracts"]["dead_letter"])
         self.reference = Reference(self.spec["reference"])
         self.enricher = Enricher(self.spec["features"])

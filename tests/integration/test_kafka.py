@@ -6,6 +6,7 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import ConfigResource
 
+from fraud_platform.messaging import consume_ready
 from fraud_platform.topics import ALL_TOPICS
 
 pytestmark = pytest.mark.integration
@@ -60,3 +61,29 @@ def test_produce_and_consume_on_each_topic(resources, topic_copies, topic, uniqu
     consumer.close()
     assert received is not None, f"nothing came back from {name}"
     assert (received.key(), received.value()) == (key, value)
+
+
+def test_a_batch_comes_back_with_the_first_message_without_waiting_to_fill(
+    resources, topic_copies, unique
+):
+    """consume_ready's batch of up to 1,000 returns the 3 messages there are, at once: the
+    client's consume(1000, timeout) would hold them until the timeout (the latency it adds
+    to the validator's and scorer's every message when traffic is light)."""
+    kafka = resources["kafka"]
+    name = topic_copies.name("transactions-raw")
+    producer = kafka.producer()
+    for i in range(3):
+        producer.produce(name, key=b"k", value=f"{unique}-{i}".encode())
+    assert producer.flush(15) == 0
+    consumer = kafka.consumer(group_id=f"test-{unique}")
+    consumer.subscribe([name])
+    try:
+        got: list = []
+        began = time.monotonic()
+        while len(got) < 3 and time.monotonic() - began < 30:
+            got += [m for m in consume_ready(consumer, 1000, timeout=30) if m.error() is None]
+        waited = time.monotonic() - began
+    finally:
+        consumer.close()
+    assert [m.value() for m in got] == [f"{unique}-{i}".encode() for i in range(3)]
+    assert waited < 15, f"held {waited:.1f} s of a 30 s timeout"
