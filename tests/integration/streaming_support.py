@@ -49,8 +49,10 @@ def simulated_days(lake_root: str, seed: int, days: int = 2, volume: int = 5_200
 
 def produce_raw(settings, topics, records: list[dict]) -> None:
     """Onto transactions-raw as the validator writes it: keyed by user, record time = event
-    time."""
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5})
+    time, in order (idempotent: a retried batch cannot overtake the next one, which would
+    hand the jobs a user's events out of order)."""
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5,
+                         "enable.idempotence": True})  # fmt: skip
     for record in records:
         producer.produce(topics.name("transactions-raw"), TRANSACTION.encode(record),
                          record["user_id"], timestamp=record["timestamp"])  # fmt: skip
