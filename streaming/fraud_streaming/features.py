@@ -73,6 +73,10 @@ AGGREGATES: dict[str, Callable[[Sequence[Any]], Any]] = {
 }
 
 
+# The catalog's device_changed column as a window value expression (its translation).
+DEVICE_CHANGED = "r['device_changed']"
+
+
 class Windows:
     """A set of window features over one entity's events.
 
@@ -100,6 +104,11 @@ class Windows:
 
     def values(self, row: Row) -> tuple:
         return tuple(fn(row) for fn in self._values)
+
+    def with_device_changed(self, values: tuple, flag: int) -> tuple:
+        """An event's values with its device_changed corrected (see History.record)."""
+        column = self.value_index.get(DEVICE_CHANGED)
+        return values if column is None else (*values[:column], flag, *values[column + 1 :])
 
     def compute(self, history: History, low_of: Callable[[int], int], high: int) -> dict:
         """Each feature over the history's events with low_of(window_ms) <= ts <= high."""
@@ -143,13 +152,15 @@ class History:
         """The position of the first event at or after ts_ms."""
         return bisect_left(self._times, ts_ms)
 
-    def add(self, event: tuple) -> None:
+    def add(self, event: tuple) -> int:
+        """Insert in (time, id) order; returns the event's position."""
         if self.events and (event[0], event[1]) >= (self.events[-1][0], self.events[-1][1]):
             self.events.append(event)  # the usual case: events of an entity arrive in order
             self._times.append(event[0])
-            return
+            return len(self.events) - 1
         insort(self.events, event, key=lambda e: (e[0], e[1]))
         self._times = [e[0] for e in self.events]
+        return bisect_left(self.events, (event[0], event[1]), key=lambda e: (e[0], e[1]))
 
     def prune(self, before_ms: int) -> None:
         cut = bisect_left(self._times, before_ms)
@@ -167,8 +178,29 @@ class History:
             row["ts_ms"], row["transaction_id"], row.get("device_id"),
             row["device_changed"], windows.values(row),
         )  # fmt: skip
-        self.add(event)
+        position = self.add(event)
+        if event[2] is not None and position < len(self.events) - 1:
+            self._reflag_after(position, windows)
         self.prune(self._times[-1] - keep_ms)
+
+    def _reflag_after(self, position: int, windows: Windows) -> None:
+        """An event with a device arrived after later ones (late, or a replay out of order):
+        it is now the previous device of the next later events, whose device_changed was set
+        without it. Recomputed up to the millisecond of the first later-time event with a
+        device: later events have that one (or a later one) as their previous device."""
+        inserted_ms, last_ms = self.events[position][0], None
+        for index in range(position + 1, len(self.events)):
+            ts_ms, transaction_id, device, flag, values = self.events[index]
+            if last_ms is not None and ts_ms > last_ms:
+                return
+            if device is None:
+                continue
+            fresh = device_changed(self.previous(ts_ms)[1], device)
+            if fresh != flag:
+                values = windows.with_device_changed(values, fresh)
+                self.events[index] = (ts_ms, transaction_id, device, fresh, values)
+            if last_ms is None and ts_ms > inserted_ms:
+                last_ms = ts_ms
 
     def latest_ms(self) -> int | None:
         return self._times[-1] if self._times else None
