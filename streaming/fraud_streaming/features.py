@@ -10,7 +10,7 @@ the windows as of its latest event, [T - w + 1, T], which is what the online sto
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -93,6 +93,7 @@ class Windows:
                 raise ValueError(f"{feature['name']}: unknown aggregate {feature['aggregate']!r}")
         values = sorted({f["value"] for f in self.features})
         self.value_index = {source: i for i, source in enumerate(values)}
+        self._device_column = self.value_index.get(DEVICE_CHANGED)
         self._values = [compile_expression(source) for source in values]
         self.horizon_ms = max((f["window_ms"] for f in self.features), default=0)
         plan: dict[int, list[tuple[str, Callable, int]]] = {}
@@ -107,7 +108,7 @@ class Windows:
 
     def with_device_changed(self, values: tuple, flag: int) -> tuple:
         """An event's values with its device_changed corrected (see History.record)."""
-        column = self.value_index.get(DEVICE_CHANGED)
+        column = self._device_column
         return values if column is None else (*values[:column], flag, *values[column + 1 :])
 
     def compute(self, history: History, low_of: Callable[[int], int], high: int) -> dict:
@@ -158,9 +159,10 @@ class History:
             self.events.append(event)  # the usual case: events of an entity arrive in order
             self._times.append(event[0])
             return len(self.events) - 1
-        insort(self.events, event, key=lambda e: (e[0], e[1]))
-        self._times = [e[0] for e in self.events]
-        return bisect_left(self.events, (event[0], event[1]), key=lambda e: (e[0], e[1]))
+        position = bisect_right(self.events, (event[0], event[1]), key=lambda e: (e[0], e[1]))
+        self.events.insert(position, event)
+        self._times.insert(position, event[0])
+        return position
 
     def prune(self, before_ms: int) -> None:
         cut = bisect_left(self._times, before_ms)
