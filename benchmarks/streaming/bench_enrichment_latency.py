@@ -44,6 +44,7 @@ from fraud_platform.streaming.jobs import ENRICHMENT, PASSTHROUGH, Deployment
 from fraud_platform.topics import TRANSACTIONS_RAW, ensure_topics, topic_name
 
 console = Console(width=150)
+WARM_UP = 500  # transactions each job writes before the measured ones are sent
 
 
 class Arrivals(threading.Thread):
@@ -89,14 +90,33 @@ def ratios(values: np.ndarray, floor: np.ndarray) -> str:
     return "/".join(f"{v / f:.1f}" for v, f in zip(values, floor, strict=True))
 
 
-def percentiles(sent: dict, arrived: dict, skip: int) -> tuple[np.ndarray, int]:
+def percentiles(sent: dict, arrived: dict, skip: int = 0) -> tuple[np.ndarray, int]:
     ids = list(sent)[skip:]
     latencies = np.array([arrived[i] - sent[i] for i in ids if i in arrived])
     return np.percentile(latencies, [50, 95, 99]), len(ids) - len(latencies)
 
 
-def job_latency(settings, lake: str, values: list, rate: float, options, job) -> dict:
-    """Latency of `job` from a fresh transactions-raw to its transactions-enriched."""
+def warm_up(settings, raw: str, readers: list[Arrivals], values: list,
+            timeout: float = 120) -> None:  # fmt: skip
+    """Send `values` and wait until every reader has seen them all: the job's start (its
+    Python workers, the reference tables) is not part of its latency."""
+    send(settings.kafka_bootstrap, raw, values, rate=len(values))
+    deadline = time.monotonic() + timeout
+    while any(len(reader.arrived) < len(values) for reader in readers):
+        if time.monotonic() > deadline:
+            seen = min(len(reader.arrived) for reader in readers)
+            raise TimeoutError(f"the job wrote {seen} of {len(values)} warm-up transactions "
+                               f"within {timeout:.0f}s")  # fmt: skip
+        time.sleep(0.1)
+    for reader in readers:
+        reader.arrived.clear()
+
+
+def job_latency(settings, lake: str, workload: tuple[list, list], rate: float, options,
+                job) -> dict:  # fmt: skip
+    """Latency of `job` from a fresh transactions-raw to its transactions-enriched, once it
+    has written the warm-up transactions."""
+    warm, values = workload
     prefix = f"bench{uuid.uuid4().hex[:6]}-"
     ensure_topics(settings.kafka_bootstrap, prefix=prefix)
     deployment = Deployment(topic_prefix=prefix, lake_root=lake,
@@ -108,9 +128,10 @@ def job_latency(settings, lake: str, values: list, rate: float, options, job) ->
                for iso in ("read_uncommitted", "read_committed")]  # fmt: skip
     for reader in readers:
         reader.start()
-    time.sleep(3)
+    raw = topic_name("transactions-raw", prefix)
+    warm_up(settings, raw, readers, warm)
     began = time.monotonic()
-    sent = send(settings.kafka_bootstrap, topic_name("transactions-raw", prefix), values, rate)
+    sent = send(settings.kafka_bootstrap, raw, values, rate)
     deadline = time.monotonic() + 120
     while len(readers[1].arrived) < len(values) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -118,10 +139,9 @@ def job_latency(settings, lake: str, values: list, rate: float, options, job) ->
     for reader in readers:
         reader.stopping = True
     FlinkJobs(settings).cancel(job_id)
-    skip = int(rate * 2)  # the first two seconds warm the job up
     return {
-        "processing": percentiles(sent, readers[0].arrived, skip),
-        "committed": percentiles(sent, readers[1].arrived, skip),
+        "processing": percentiles(sent, readers[0].arrived),
+        "committed": percentiles(sent, readers[1].arrived),
         "sustained": len(readers[1].arrived) / drained,
     }
 
@@ -167,7 +187,7 @@ def main() -> None:
         lake = str(settings.home / "bench-lake")
         write_reference(LakeResource(root=lake), world, "sim11")
         today = epoch_day(datetime.now(UTC).date())
-        needed = int(max(args.rates) * args.seconds)
+        needed = int(max(args.rates) * args.seconds) + WARM_UP
         days = range(today - 1 - needed // 50_000, today)  # oldest first: per-user order
         records = [transaction_record(r) for day in days
                    for r in generate_day(world, day, 50_000).transactions.to_pylist()]  # fmt: skip
@@ -176,10 +196,11 @@ def main() -> None:
         for rate in args.rates:
             count = int(rate * args.seconds)
             values = [(r["transaction_id"], r["user_id"], TRANSACTION.encode(r))
-                      for r in records[:count]]  # fmt: skip
+                      for r in records[:count + WARM_UP]]  # fmt: skip
+            workload = (values[:WARM_UP], values[WARM_UP:])
             console.print(f"measuring at {rate:.0f}/s for {args.seconds:.0f} s")
-            platform = job_latency(settings, lake, values, rate, args, ENRICHMENT)
-            bare = job_latency(settings, lake, values, rate, args, PASSTHROUGH)
+            platform = job_latency(settings, lake, workload, rate, args, ENRICHMENT)
+            bare = job_latency(settings, lake, workload, rate, args, PASSTHROUGH)
             paths = {
                 "enrichment": platform["processing"],
                 "enrichment, committed": platform["committed"],

@@ -170,6 +170,11 @@ class FlinkTaskManager(_FlinkProcess):
         overview = self._get("/taskmanagers")
         return bool(overview and overview.get("taskmanagers"))
 
+    def environment(self) -> dict[str, str]:
+        # Thread-mode Python operators run in an interpreter embedded in this JVM (PEMJA),
+        # which knows the streaming venv's executable but not its site-packages.
+        return {**super().environment(), "PYTHONPATH": str(self.runtime.flink_home.parent)}
+
     def endpoint(self) -> str:
         return "registered with the job manager"
 

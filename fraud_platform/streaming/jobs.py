@@ -42,6 +42,10 @@ class StreamingJob:
     writes: tuple[str, ...]  # topics and Redis key spaces
     redis_key_spaces: tuple[tuple[str, str], ...] = field(default=())  # (name, key pattern)
     parallelism: int = 1
+    # PyFlink's Python execution mode: "process" runs the Python steps in worker processes
+    # fed in bundles; "thread" runs them inside the task manager (one interpreter, one GIL
+    # for every thread-mode subtask there), record by record.
+    execution_mode: str = "process"
 
     @property
     def pipeline_name(self) -> str:
@@ -54,9 +58,13 @@ ENRICHMENT = StreamingJob(
     "transactions-raw to transactions-enriched, exactly-once.",
     reads=(TRANSACTIONS_RAW.name,),
     writes=(TRANSACTIONS_ENRICHED.name, DLQ_PROCESSING_ERRORS.name),
-    # The hot path: its one Python step is the bottleneck, so one worker per core (2x the
-    # throughput of one on this 2-core machine).
+    # The hot path. In thread mode a record reaches its Python step without the bundling
+    # and the worker round trips of process mode: the bare engine's P50 at 1,000/s falls
+    # from 74-91 ms to 10-14 ms, and a backlog drains at 3,300/s instead of 2,500/s.
+    # Both subtasks share the task manager's interpreter, so the second adds little
+    # throughput; it keeps the job's keys spread over two slots as before.
     parallelism=2,
+    execution_mode="thread",
 )
 AGGREGATES = StreamingJob(
     "aggregates",
@@ -87,6 +95,7 @@ PASSTHROUGH = StreamingJob(
     reads=(TRANSACTIONS_RAW.name,),
     writes=(TRANSACTIONS_ENRICHED.name,),
     parallelism=ENRICHMENT.parallelism,
+    execution_mode=ENRICHMENT.execution_mode,
 )
 
 
@@ -201,9 +210,10 @@ def job_spec(settings: Settings, job: StreamingJob, deployment: Deployment) -> d
                 "execution.checkpointing.interval": deployment.checkpoint_interval
                 or settings.flink_checkpoint_interval,
                 # Network buffers leave at least every 5 ms (100 ms by default). A Python
-                # bundle closes after 50 ms: each close costs round trips to the JVM (the
-                # keyed state's commit), and at 20 ms those ate the enrichment's capacity.
+                # bundle (process mode) closes after 50 ms: each close costs round trips to
+                # the JVM (the keyed state's commit), and at 20 ms those ate the capacity.
                 "execution.buffer-timeout.interval": "5 ms",
+                "python.execution-mode": job.execution_mode,
                 "python.fn-execution.bundle.size": 1000,
                 "python.fn-execution.bundle.time": 50,
             },

@@ -25,7 +25,6 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from functools import cached_property
 
 from pyflink.common import Duration, Row, Time, Types, WatermarkStrategy
 from pyflink.common.serialization import ByteArraySchema
@@ -56,11 +55,18 @@ from fraud_streaming.records import Codec, EnrichedCodec, Reference
 
 log = logging.getLogger("fraud_streaming")
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
-KEYED = Types.ROW_NAMED(["k", "v"], [BYTES, BYTES])
-RAW_ELEMENT = Types.ROW([Types.STRING(), BYTES, Types.INT(), Types.LONG(), Types.INSTANT()])
+RAW_ELEMENT = Types.ROW([Types.STRING(), BYTES, Types.INT(), Types.LONG(), Types.LONG()])
 TIMED = Types.ROW_NAMED(["k", "v", "t"], [BYTES, BYTES, Types.LONG()])  # t: event time, ms
-LATE = OutputTag("late", KEYED)
-DEAD = OutputTag("dead", KEYED)
+
+
+def side_output(name: str) -> OutputTag:
+    """The tag of a side output ("late", "dead") of (key, value) rows, built where it is used:
+    the job's code is pickled by value, and a shared tag would carry the Java handles its
+    type gets once the pipeline has used it."""
+    bytes_type = Types.PRIMITIVE_ARRAY(Types.BYTE())
+    return OutputTag(name, Types.ROW_NAMED(["k", "v"], [bytes_type, bytes_type]))
+
+
 NOTHING = Types.ROW_NAMED(["n"], [Types.LONG()])
 
 
@@ -92,8 +98,9 @@ def keyed_raw(t_env: StreamTableEnvironment, spec: dict) -> KeyedStream:
     """transactions-raw keyed by its record key (the user id) without a Python step: the
     Kafka table source reads key, value and position; the stream is keyed on the JVM the way
     PyFlink's own key_by keys the (key, value) rows its Python key selector makes. Each
-    element is (key, value, partition, offset, timestamp); the keyed Python function is the
-    job's only Python stage."""
+    element is (key, value, partition, offset, timestamp in epoch ms: plain values, the same
+    in the process and the thread execution mode); the keyed Python function is the job's
+    only Python stage."""
     kafka = spec["kafka"]
     t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE raw_source (
@@ -112,9 +119,12 @@ def keyed_raw(t_env: StreamTableEnvironment, spec: dict) -> KeyedStream:
           'key.format' = 'raw', 'key.fields' = 'k',
           'value.format' = 'raw', 'value.fields-include' = 'EXCEPT_KEY'
         )""")
+    epoch_ms = (
+        "CAST(EXTRACT(EPOCH FROM ts) AS BIGINT) * 1000 + MOD(EXTRACT(MILLISECOND FROM ts), 1000)"
+    )
     query = t_env.sql_query(
-        "SELECT COALESCE(k, '') AS `user`, ROW(COALESCE(k, ''), v, `partition`, `offset`, ts) "
-        "AS `record` FROM raw_source"
+        f"SELECT COALESCE(k, '') AS `user`, ROW(COALESCE(k, ''), v, `partition`, `offset`, "
+        f"{epoch_ms}) AS `record` FROM raw_source"
     )
     # A RowTypeInfo stream, as the keyed Python operator takes (to_data_stream's is not).
     rows = t_env.to_append_stream(query, Types.ROW([Types.STRING(), RAW_ELEMENT]))
@@ -173,6 +183,7 @@ class Decode(ProcessFunction):
         self.dead_letters = Codec(self.spec["contracts"]["dead_letter"])
         self.reference = Reference(self.spec["reference"])
         self.dead = runtime_context.get_metrics_group().counter("dead_letters")
+        self.dead_output = side_output("dead")
 
     def process_element(self, value: bytes, ctx: ProcessFunction.Context):
         message = bytes(value)
@@ -182,7 +193,7 @@ class Decode(ProcessFunction):
             self.dead.inc()
             # The value-only Kafka source does not expose the position: -1 says so.
             letter = dead_letter(self.spec, message, error, {"timestamp": ctx.timestamp()})
-            yield DEAD, Row(None, self.dead_letters.encode(letter))
+            yield self.dead_output, Row(None, self.dead_letters.encode(letter))
             return
         row["_message"] = message
         yield row
@@ -191,8 +202,9 @@ class Decode(ProcessFunction):
 class Histories:
     """Entity histories in keyed state, read through a bounded in-memory cache.
 
-    In process mode each state read is a blocking round trip from the Python worker to the
-    JVM; it was 40% of the enrichment step's time. The cache lives as long as the operator
+    Each state read crosses to the JVM and unpickles the history: a blocking round trip
+    from the worker in process mode (it was 40% of the enrichment step's time), a JNI call
+    into RocksDB in thread mode. The cache lives as long as the operator
     (it is built in `open`, which runs again after a restore), and during that life this
     function is the only writer of its keys' state, so a cached history is the state's
     value. Writes still go to the state on every event, so checkpoints hold them.
@@ -236,6 +248,7 @@ class Enrich(KeyedProcessFunction):
             self.spec["state_cache_keys"],
         )
         self.dead = runtime_context.get_metrics_group().counter("dead_letters")
+        self.dead_output = side_output("dead")
 
     def process_element(self, element: Row, ctx: KeyedProcessFunction.Context):
         key, message, partition, offset, timestamp = element
@@ -244,9 +257,9 @@ class Enrich(KeyedProcessFunction):
         except Exception as error:
             self.dead.inc()
             position = {"key": key.encode() or None, "partition": partition, "offset": offset,
-                        "timestamp": timestamp.to_epoch_milli()}  # fmt: skip
+                        "timestamp": timestamp}  # fmt: skip
             letter = dead_letter(self.spec, message, error, position)
-            yield DEAD, Row(None, self.dead_letters.encode(letter))
+            yield self.dead_output, Row(None, self.dead_letters.encode(letter))
             return
         history = self.histories.get(key)
         features = self.enricher.enrich(history, row)
@@ -282,7 +295,8 @@ def statements_with_dead_letters(t_env: StreamTableEnvironment, spec: dict, rows
     """A statement set that already writes the dead letters of `rows`' decoding step."""
     t_env.execute_sql(kafka_sink_sql(spec, "dead_sink", spec["topics"]["dead_letters"]))
     statements = t_env.create_statement_set()
-    statements.add_insert("dead_sink", t_env.from_data_stream(rows.get_side_output(DEAD)))
+    dead = rows.get_side_output(side_output("dead"))
+    statements.add_insert("dead_sink", t_env.from_data_stream(dead))
     return statements
 
 
@@ -307,12 +321,13 @@ class Lateness(ProcessFunction):
         metrics = runtime_context.get_metrics_group()
         self.late = metrics.counter("late_events")
         self.on_time = metrics.counter("on_time_events")
+        self.late_output = side_output("late")
 
     def process_element(self, row: dict, ctx: ProcessFunction.Context):
         watermark = ctx.timer_service().current_watermark()
         if ctx.timestamp() < watermark - self.lateness_ms:
             self.late.inc()
-            yield LATE, Row(row["user_id"].encode(), row["_message"])
+            yield self.late_output, Row(row["user_id"].encode(), row["_message"])
         else:
             self.on_time.inc()
             yield row
@@ -450,7 +465,8 @@ def aggregates(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, s
     # The Redis writers emit nothing; a blackhole sink keeps the planner from pruning them.
     t_env.execute_sql("CREATE TEMPORARY TABLE written (n BIGINT) WITH ('connector' = 'blackhole')")
     statements = statements_with_dead_letters(t_env, spec, rows)
-    statements.add_insert("late_sink", t_env.from_data_stream(on_time.get_side_output(LATE)))
+    late = on_time.get_side_output(side_output("late"))
+    statements.add_insert("late_sink", t_env.from_data_stream(late))
     statements.add_insert("written", t_env.from_data_stream(writers[0].union(writers[1])))
     return statements
 
@@ -460,10 +476,15 @@ class Measure(AggregateFunction):
 
     def __init__(self, spec: dict) -> None:
         self.spec = spec
+        self._stats: WindowStats | None = None
 
-    @cached_property
-    def stats(self) -> WindowStats:  # built on the worker: the window operator never opens it
-        return WindowStats(self.spec)
+    @property
+    def stats(self) -> WindowStats:
+        """Built on the worker: the window operator never opens this function. (Not a
+        cached_property: its lock would not pickle with the job's code.)"""
+        if self._stats is None:
+            self._stats = WindowStats(self.spec)
+        return self._stats
 
     def create_accumulator(self) -> dict:
         return self.stats.empty()
@@ -529,7 +550,7 @@ class Forward(KeyedProcessFunction):
 
     def process_element(self, element: Row, ctx: KeyedProcessFunction.Context):
         key, message, _, _, timestamp = element
-        yield Row(key.encode(), message, timestamp.to_epoch_milli())
+        yield Row(key.encode(), message, timestamp)
 
 
 def passthrough(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, spec: dict):

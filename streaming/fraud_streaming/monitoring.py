@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import bisect
 import math
+import struct
 import time
 from typing import Any
 
-from fraud_streaming.records import HEADER, Codec
+from fraud_streaming.records import HEADER, HEADER_SIZE, Codec
 
 LAG_STEP = 1.1  # lag buckets grow by 10%, so a percentile is exact to within 10%
 PERCENTILES = (50, 95, 99)
@@ -63,7 +64,7 @@ class WindowStats:
         try:
             record = self.codec.decode(message)
         except Exception:
-            foreign = len(message) >= HEADER.size and HEADER.unpack_from(message)[0] == 0
+            foreign = len(message) >= HEADER_SIZE and struct.unpack_from(HEADER, message)[0] == 0
             acc["schema_changes" if foreign else "undecodable"] += 1
             return acc
         features = record["features"]

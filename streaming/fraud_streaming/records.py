@@ -11,7 +11,10 @@ from typing import Any, ClassVar
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-HEADER = struct.Struct(">bI")
+# Formats, not struct.Struct objects: the jobs' code travels pickled by value, and a Struct
+# does not pickle.
+HEADER = ">bI"  # magic byte, schema id
+HEADER_SIZE = struct.calcsize(HEADER)
 
 
 class Codec:
@@ -20,22 +23,19 @@ class Codec:
     def __init__(self, contract: dict) -> None:
         self.id = contract["id"]
         self.schema = parse_schema(contract["schema"])
-        self.header = HEADER.pack(0, self.id)
+        self.header = struct.pack(HEADER, 0, self.id)
 
     def decode(self, data: bytes) -> dict[str, Any]:
-        magic, schema_id = HEADER.unpack_from(data)
+        magic, schema_id = struct.unpack_from(HEADER, data)
         if magic != 0 or schema_id != self.id:
             raise ValueError(f"schema id {schema_id} (magic {magic}), expected {self.id}")
-        return schemaless_reader(io.BytesIO(data[HEADER.size :]), self.schema, None)
+        return schemaless_reader(io.BytesIO(data[HEADER_SIZE:]), self.schema, None)
 
     def encode(self, record: dict[str, Any]) -> bytes:
         out = io.BytesIO()
         out.write(self.header)
         schemaless_writer(out, self.schema, record)
         return out.getvalue()
-
-
-DOUBLE = struct.Struct("<d")
 
 
 def _long(n: int) -> bytes:
@@ -97,7 +97,7 @@ class EnrichedCodec(Codec):
             elif isinstance(value, str):
                 out.append(key + b"\x04" + _string(value))
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                out.append(key + b"\x02" + DOUBLE.pack(value))
+                out.append(key + b"\x02" + struct.pack("<d", value))
             else:
                 raise ValueError(f"feature {name}: {value!r} is not null, a number or a string")
         out.append(b"\x00")

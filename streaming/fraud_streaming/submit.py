@@ -15,11 +15,13 @@ import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import cloudpickle
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 
+import fraud_streaming
 from fraud_streaming.jobs import PIPELINES
 
 PACKAGE = Path(__file__).resolve().parent
@@ -57,6 +59,10 @@ def configuration(spec: dict, code: Path) -> Configuration:
 
 def main(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
+    # The Python steps travel in the job by value, not as references to this package: a
+    # task manager running them in thread mode imports a module once for its whole life, so
+    # by reference a redeployed job would run the code the first job there imported.
+    cloudpickle.register_pickle_by_value(fraud_streaming)
     # The Java constructor honours execution.target (remote); getExecutionEnvironment would
     # start a local mini cluster when run outside the `flink` command.
     config = configuration(spec, package_zip(Path(spec_path).parent))
