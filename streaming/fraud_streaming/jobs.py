@@ -24,7 +24,6 @@ import json
 import logging
 import threading
 import time
-from collections import OrderedDict
 
 from pyflink.common import Duration, Row, Time, Types, WatermarkStrategy
 from pyflink.common.serialization import ByteArraySchema
@@ -43,13 +42,13 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSource,
 )
 from pyflink.datastream.data_stream import KeyedStream
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.state import ListStateDescriptor
 from pyflink.datastream.window import TumblingEventTimeWindows
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 from pyflink.table.expressions import col, to_timestamp_ltz
 
-from fraud_streaming.features import Enricher, History, Windows
+from fraud_streaming.features import Enricher, Histories, History, Windows
 from fraud_streaming.monitoring import WindowStats
 from fraud_streaming.records import Codec, EnrichedCodec, Reference
 
@@ -199,34 +198,9 @@ class Decode(ProcessFunction):
         yield row
 
 
-class Histories:
-    """Entity histories in keyed state, read through a bounded in-memory cache.
-
-    Each state read crosses to the JVM and unpickles the history: a blocking round trip
-    from the worker in process mode (it was 40% of the enrichment step's time), a JNI call
-    into RocksDB in thread mode. The cache lives as long as the operator
-    (it is built in `open`, which runs again after a restore), and during that life this
-    function is the only writer of its keys' state, so a cached history is the state's
-    value. Writes still go to the state on every event, so checkpoints hold them.
-    """
-
-    def __init__(self, state, capacity: int) -> None:
-        self.state, self.capacity = state, capacity
-        self.cache: OrderedDict[str, History] = OrderedDict()
-
-    def get(self, key: str) -> History:
-        history = self.cache.get(key)
-        if history is None:
-            history = History(self.state.value())
-        else:
-            self.cache.move_to_end(key)
-        return history
-
-    def put(self, key: str, history: History) -> None:
-        self.state.update(history.events)
-        self.cache[key] = history
-        if len(self.cache) > self.capacity:
-            self.cache.popitem(last=False)
+def history_state(runtime_context: RuntimeContext, name: str):
+    """An entity's events as keyed list state."""
+    return runtime_context.get_list_state(ListStateDescriptor(name, Types.PICKLED_BYTE_ARRAY()))
 
 
 class Enrich(KeyedProcessFunction):
@@ -244,8 +218,9 @@ class Enrich(KeyedProcessFunction):
         self.reference = Reference(self.spec["reference"])
         self.enricher = Enricher(self.spec["features"])
         self.histories = Histories(
-            runtime_context.get_state(ValueStateDescriptor("history", Types.PICKLED_BYTE_ARRAY())),
+            history_state(runtime_context, "events"),
             self.spec["state_cache_keys"],
+            self.enricher.keep_ms,
         )
         self.dead = runtime_context.get_metrics_group().counter("dead_letters")
         self.dead_output = side_output("dead")
@@ -365,10 +340,9 @@ class Aggregate(KeyedProcessFunction):
 
         self.windows = Windows(self.spec["features"][f"online_{self.entity}_windows"])
         self.histories = Histories(
-            runtime_context.get_state(
-                ValueStateDescriptor(f"{self.entity}_history", Types.PICKLED_BYTE_ARRAY())
-            ),
+            history_state(runtime_context, f"{self.entity}_events"),
             self.spec["state_cache_keys"],
+            self.windows.horizon_ms,
         )
         self.client = redis.Redis.from_url(self.spec["redis"]["url"])
         self.script = self.client.register_script(WRITE_IF_NEWER)

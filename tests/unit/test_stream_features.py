@@ -9,7 +9,7 @@ import random
 
 import duckdb
 import pytest
-from fraud_streaming.features import Enricher, History, Windows
+from fraud_streaming.features import Enricher, Histories, History, Windows
 
 from fraud_platform.features.catalog import CATALOG
 from fraud_platform.features.sql import feature_sql
@@ -135,3 +135,57 @@ def test_windows_do_not_depend_on_arrival_order(seed):
     in_order, out_of_order = final_windows(rows), final_windows(shuffled)
     assert in_order == out_of_order
     assert any(v["user_device_change_count_30d"] for v in in_order.values())
+
+
+class KeyedListState:
+    """The calls Histories makes on Flink's keyed ListState, scoped to `key` as Flink scopes
+    keyed state to the current key (the real state runs in the streaming integration tests)."""
+
+    def __init__(self) -> None:
+        self.lists: dict[str, list] = {}
+        self.key = ""
+        self.appends = self.rewrites = 0
+
+    def get(self):
+        return list(self.lists.get(self.key, []))
+
+    def add_all(self, values: list) -> None:
+        self.lists.setdefault(self.key, []).extend(values)
+        self.appends += 1
+
+    def update(self, values: list) -> None:
+        self.lists[self.key] = list(values)
+        self.rewrites += 1
+
+
+def shuffled_in_blocks(rows: list[dict], seed: int, size: int = 5) -> list[dict]:
+    rows, rng = rows[:], random.Random(seed)
+    for i in range(0, len(rows) - size, size):
+        block = rows[i : i + size]
+        rng.shuffle(block)
+        rows[i : i + size] = block
+    return rows
+
+
+def test_histories_read_back_from_state_enrich_as_the_cached_ones():
+    """With a one-entry cache every user's history is read back from its stored list
+    (appended events, pruned ones still in it, rewrites after late arrivals): the features
+    equal those of histories kept in memory throughout, and in-order events only append."""
+    rows = shuffled_in_blocks(random_rows(6, users=4, count=1_500), seed=6)
+    enricher = Enricher(stream_features())
+    state = KeyedListState()
+    stored = Histories(state, capacity=1, keep_ms=enricher.keep_ms)
+    kept: dict[str, History] = {}
+    mismatches = []
+    for row in rows:
+        user = state.key = row["user_id"]
+        history = stored.get(user)
+        got = enricher.enrich(history, dict(row))
+        stored.put(user, history)
+        want = enricher.enrich(kept.setdefault(user, History()), dict(row))
+        if got != want:
+            mismatches.append(row["transaction_id"])
+        assert len(state.lists[user]) <= 2 * len(history.events) + stored.slack
+    assert mismatches == []
+    assert 0 < state.rewrites < state.appends  # late arrivals rewrite; the rest append
+    assert max(len(h.events) for h in kept.values()) < 200  # pruning took part
