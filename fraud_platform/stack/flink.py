@@ -66,8 +66,8 @@ class FlinkRuntime:
             "jobmanager.execution.failover-strategy": "region",
             "taskmanager.host": LOOPBACK,
             "taskmanager.bind-host": LOOPBACK,
-            # The three platform jobs take 4 slots (enrichment runs 2); the rest leaves room
-            # for an isolated instance (a tenant, the tests) beside them.
+            # The three platform jobs take 3 slots; the rest leaves room for isolated
+            # instances (a tenant, the tests, the benchmarks' floors) beside them.
             "taskmanager.numberOfTaskSlots": 8,
             "taskmanager.memory.process.size": "3072m",
             "parallelism.default": 1,

@@ -60,10 +60,10 @@ ENRICHMENT = StreamingJob(
     writes=(TRANSACTIONS_ENRICHED.name, DLQ_PROCESSING_ERRORS.name),
     # The hot path. In thread mode a record reaches its Python step without the bundling
     # and the worker round trips of process mode: the bare engine's P50 at 1,000/s falls
-    # from 74-91 ms to 10-14 ms, and a backlog drains at 3,300/s instead of 2,500/s.
-    # Both subtasks share the task manager's interpreter, so the second adds little
-    # throughput; it keeps the job's keys spread over two slots as before.
-    parallelism=2,
+    # from 74-91 ms to 10-14 ms. Subtasks in thread mode share the task manager's one
+    # interpreter, and a second one only fights the first for its lock (a backlog with
+    # three days of history drains at 2,000/s with two, 2,700/s with one).
+    parallelism=1,
     execution_mode="thread",
 )
 AGGREGATES = StreamingJob(
