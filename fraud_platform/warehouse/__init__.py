@@ -1,0 +1,1 @@
+"""The star-schema warehouse: its tables (schema) and how rows reach them (loading)."""
