@@ -6,7 +6,17 @@ so adding a domain is one import here.
 
 import dagster as dg
 
-from assets import features, kafka_topics, models, processed, quality, raw, streaming, training
+from assets import (
+    features,
+    kafka_topics,
+    models,
+    processed,
+    quality,
+    raw,
+    streaming,
+    training,
+    warehouse,
+)
 from fraud_platform.resources import build_resources
 from sensors import alerts, labels, schedules
 from sensors import streaming as streaming_sensors
@@ -20,6 +30,7 @@ defs = dg.Definitions.merge(
     models.defs,
     quality.defs,
     streaming.defs,
+    warehouse.defs,
     streaming_sensors.defs,
     schedules.defs,
     labels.defs,

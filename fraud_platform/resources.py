@@ -152,6 +152,7 @@ class WarehouseResource(dg.ConfigurableResource):
     snowflake_schema: str = "ANALYTICS"
     snowflake_warehouse: str = "FRAUD_WH"
     snowflake_connection_args: dict[str, Any] = Field(default_factory=dict)
+    holiday_country: str = "US"  # whose public holidays the date dimension marks
 
     @contextmanager
     def connect(self) -> Iterator[Any]:

@@ -1,5 +1,5 @@
 """The compiled feature catalog at run time: expressions over a row, and windows over an
-entity's history.
+entity's history (kept in keyed state behind a cache, `Histories`).
 
 Both jobs keep each entity's recent events sorted by (event time, transaction id). The
 enrichment asks for the windows strictly before a transaction, [t - w, t - 1] in epoch ms
@@ -260,7 +260,8 @@ class Histories:
 
     def put(self, key: str, history: History) -> None:
         if history.rewrite or history.stored > 2 * len(history.events) + self.slack:
-            self.state.update(history.events)
+            # A copy: a state that kept this very list would see later appends twice.
+            self.state.update(list(history.events))
             history.stored = len(history.events)
         elif history.unsaved:
             self.state.add_all(history.unsaved)

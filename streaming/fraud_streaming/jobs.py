@@ -56,6 +56,7 @@ log = logging.getLogger("fraud_streaming")
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
 RAW_ELEMENT = Types.ROW([Types.STRING(), BYTES, Types.INT(), Types.LONG(), Types.LONG()])
 TIMED = Types.ROW_NAMED(["k", "v", "t"], [BYTES, BYTES, Types.LONG()])  # t: event time, ms
+NOTHING = Types.ROW_NAMED(["n"], [Types.LONG()])
 
 
 def side_output(name: str) -> OutputTag:
@@ -64,9 +65,6 @@ def side_output(name: str) -> OutputTag:
     type gets once the pipeline has used it."""
     bytes_type = Types.PRIMITIVE_ARRAY(Types.BYTE())
     return OutputTag(name, Types.ROW_NAMED(["k", "v"], [bytes_type, bytes_type]))
-
-
-NOTHING = Types.ROW_NAMED(["n"], [Types.LONG()])
 
 
 def kafka_source(spec: dict, topic: str) -> KafkaSource:

@@ -154,7 +154,7 @@ class KeyedListState:
         self.appends += 1
 
     def update(self, values: list) -> None:
-        self.lists[self.key] = list(values)
+        self.lists[self.key] = values  # kept, not copied, as a state cache may keep it
         self.rewrites += 1
 
 

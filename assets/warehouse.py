@@ -1,0 +1,148 @@
+"""Warehouse layer: the star schema, loaded from the lake incrementally (MERGE by key).
+
+Each daily partition merges its day's facts; reloading a day changes nothing. Labels reach
+`transactions_fact` two ways: a day's load applies the verdicts already known for its
+transactions, and each day's load applies the verdicts completed that day to whichever
+transactions they judge. The metrics of a day are recomputed for the 30 days before it too,
+the time labels take to mature.
+"""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import pyarrow as pa
+
+from assets.processed import processed_transactions
+from assets.raw import raw_labels, raw_predictions
+from fraud_platform.batch.metadata import partition_dates, preview, timed
+from fraud_platform.partitions import daily
+from fraud_platform.resources import LakeResource, WarehouseResource
+from fraud_platform.warehouse import sources
+from fraud_platform.warehouse.calendar import date_id, date_rows
+from fraud_platform.warehouse.loading import upsert
+from fraud_platform.warehouse.metrics import daily_metrics, refresh_daily_metrics
+from fraud_platform.warehouse.schema import (
+    DATE_DIMENSION,
+    MERCHANTS_DIMENSION,
+    MODEL_PREDICTIONS_FACT,
+    TRANSACTIONS_FACT,
+    USERS_DIMENSION,
+    Table,
+    create_tables,
+)
+
+LABEL_MATURITY_DAYS = 30
+DAILY = {
+    "key_prefix": "warehouse",
+    "group_name": "warehouse",
+    "partitions_def": daily,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "kinds": {"duckdb", "snowflake"},
+}
+
+
+def _count(connection, table: Table) -> int:
+    cursor = connection.cursor()
+    cursor.execute(f"SELECT COUNT(*) FROM {table.name}")
+    return int(cursor.fetchone()[0])
+
+
+def _load(warehouse: WarehouseResource, table: Table, rows: pa.Table | None,
+          **options) -> dict:  # fmt: skip
+    """Merge `rows` into `table` (created if missing); the run's metadata."""
+    metadata: dict = {"backend": warehouse.backend}
+    with timed(metadata), warehouse.connect() as connection:
+        create_tables(connection)
+        loaded = 0 if rows is None else upsert(connection, warehouse.backend, table, rows,
+                                               **options)  # fmt: skip
+        metadata.update(rows_merged=loaded, table_rows=_count(connection, table))
+    if rows is not None and rows.num_rows:
+        metadata["preview"] = preview(rows.slice(0, 5).to_pylist())
+    return metadata
+
+
+@dg.asset(key_prefix="warehouse", group_name="warehouse", kinds={"duckdb", "snowflake"})
+def users_dimension(lake: LakeResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """The card holders (account type, KYC status, registration, home) from the lake."""
+    return dg.MaterializeResult(metadata=_load(warehouse, USERS_DIMENSION, sources.user_rows(lake)))
+
+
+@dg.asset(key_prefix="warehouse", group_name="warehouse", kinds={"duckdb", "snowflake"})
+def merchants_dimension(lake: LakeResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """The merchants (name, category, location, risk tier) from the lake."""
+    rows = sources.merchant_rows(lake)
+    return dg.MaterializeResult(metadata=_load(warehouse, MERCHANTS_DIMENSION, rows))
+
+
+@dg.asset(**DAILY)
+def date_dimension(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """The partition's days: calendar fields, weekend, and the configured country's holidays."""
+    dates = partition_dates(context)
+    rows = date_rows(date.fromisoformat(dates[0]), date.fromisoformat(dates[-1]),
+                     warehouse.holiday_country)  # fmt: skip
+    return dg.MaterializeResult(metadata=_load(warehouse, DATE_DIMENSION, rows))
+
+
+@dg.asset(**DAILY, deps=[processed_transactions, raw_labels])
+def transactions_fact(
+    context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """The day's processed transactions, with every matured label known for them, plus the
+    labels completed that day on older transactions."""
+    dates = partition_dates(context)
+    rows = sources.transaction_rows(lake, dates)
+    if rows is None:
+        raise dg.Failure(f"no processed transactions for {dates[0]}..{dates[-1]} in the lake")
+    metadata = _load(warehouse, TRANSACTIONS_FACT, rows, update=sources.TRANSACTION_ATTRIBUTES)
+    labels = sources.label_rows(lake, dates, dates)
+    with warehouse.connect() as connection:
+        metadata["labels_applied"] = upsert(connection, warehouse.backend, TRANSACTIONS_FACT,
+                                            labels, update=sources.LABEL_COLUMNS,
+                                            insert=False)  # fmt: skip
+    return dg.MaterializeResult(metadata={"dates": ", ".join(dates), **metadata})
+
+
+@dg.asset(**DAILY, deps=[raw_predictions])
+def model_predictions_fact(
+    context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """The day's online predictions (probability, decision, model version, latency)."""
+    dates = partition_dates(context)
+    rows = sources.prediction_rows(lake, dates)
+    metadata = _load(warehouse, MODEL_PREDICTIONS_FACT, rows)
+    return dg.MaterializeResult(metadata={"dates": ", ".join(dates), **metadata})
+
+
+@dg.asset(**DAILY, deps=[transactions_fact, model_predictions_fact, date_dimension])
+def daily_business_metrics(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Per day: volume, the model's review and decline rates, fraud caught and the precision
+    of what it flagged; recomputed back to the days whose labels may still be maturing."""
+    dates = partition_dates(context)
+    first = date.fromisoformat(dates[0]) - timedelta(days=LABEL_MATURITY_DAYS)
+    first_id, last_id = date_id(first), date_id(date.fromisoformat(dates[-1]))
+    with warehouse.connect() as connection:
+        create_tables(connection)
+        refresh_daily_metrics(connection, first_id, last_id)
+        metrics = daily_metrics(connection, first_id, last_id)
+    return dg.MaterializeResult(
+        metadata={
+            "days_recomputed": len(metrics),
+            "metrics": preview(metrics[-7:]),
+        }
+    )
+
+
+defs = dg.Definitions(
+    assets=[
+        users_dimension,
+        merchants_dimension,
+        date_dimension,
+        transactions_fact,
+        model_predictions_fact,
+        daily_business_metrics,
+    ]
+)

@@ -1,0 +1,144 @@
+"""The warehouse assets load the lake's days into the star schema, on both backends:
+transactions with their matured labels, predictions, dimensions, daily metrics; a second
+run changes nothing."""
+
+import random
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+
+from assets import warehouse as assets
+from assets.processed import processed_transactions
+from assets.raw import raw_labels, raw_transactions
+from fraud_platform.lake import PREDICTIONS, PREDICTIONS_SCHEMA, parquet_bytes, write_atomically
+from fraud_platform.resources import LakeResource, SparkResource, WarehouseResource
+from fraud_platform.simulation.history import write_history
+from fraud_platform.simulation.reference import build_world
+
+DAYS = ["2025-06-02", "2025-06-03", "2025-06-04"]
+WAREHOUSE_ASSETS = [
+    assets.users_dimension,
+    assets.merchants_dimension,
+    assets.date_dimension,
+    assets.transactions_fact,
+    assets.model_predictions_fact,
+    assets.daily_business_metrics,
+]
+RANGE = {
+    "dagster/asset_partition_range_start": DAYS[0],
+    "dagster/asset_partition_range_end": DAYS[-1],
+}
+
+
+def write_predictions(lake: LakeResource, day: str) -> pa.Table:
+    """A prediction for every transaction of `day`, as the archiver writes them."""
+    transactions = ds.dataset(f"{lake.root}/raw/transactions/date={day}", format="parquet")
+    rows = transactions.to_table(columns=["transaction_id", "timestamp"]).to_pylist()
+    rng = random.Random(7)
+    predictions = pa.Table.from_pylist(
+        [
+            {"prediction_id": f"p-{r['transaction_id']}", "transaction_id": r["transaction_id"],
+             "fraud_probability": p, "decision": "decline" if p >= 0.9 else
+             "review" if p >= 0.5 else "approve", "model_version": "v1",
+             "features_used": "{}", "prediction_latency_ms": 4.0, "timestamp": r["timestamp"],
+             "source_partition": 0, "source_offset": i}
+            for i, r in enumerate(rows) for p in [rng.random()]
+        ],
+        PREDICTIONS_SCHEMA,
+    )  # fmt: skip
+    filesystem, base = lake.filesystem()
+    millis = int(rows[0]["timestamp"].timestamp() * 1000)
+    path = f"{base}/{PREDICTIONS.partition_dir(millis)}/part-test.parquet"
+    write_atomically(filesystem, path, parquet_bytes(predictions))
+    return predictions
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory, spark):
+    """Three simulated days processed into the lake (once), with a day of predictions."""
+    lake = LakeResource(root=str(tmp_path_factory.mktemp("warehouse-lake")))
+    write_history(lake, build_world(seed=5, n_users=300, n_merchants=200), days=3,
+                  volume=1_500, end=date(2025, 6, 5))  # fmt: skip
+    write_predictions(lake, DAYS[1])
+    spark_resource = SparkResource(master="local[2]", shuffle_partitions=4)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [raw_transactions, raw_labels, processed_transactions],
+            instance=instance,
+            resources={"lake": lake, "spark": spark_resource},
+            tags=RANGE,
+        )
+    assert result.success
+    return lake
+
+
+@pytest.fixture(params=["duckdb", "snowflake"])
+def warehouse(request, tmp_path):
+    if request.param == "duckdb":
+        yield WarehouseResource(duckdb_path=str(tmp_path / "warehouse.duckdb"))
+        return
+    import fakesnow
+
+    with fakesnow.server() as conn:
+        resource = WarehouseResource(
+            backend="snowflake",
+            snowflake_account=conn["account"],
+            snowflake_user=conn["user"],
+            snowflake_password=conn["password"],
+            snowflake_connection_args={
+                k: conn[k] for k in ("host", "port", "protocol", "session_parameters")
+            },
+        )
+        with resource.connect() as connection:
+            cursor = connection.cursor()
+            cursor.execute("CREATE DATABASE IF NOT EXISTS fraud")
+            cursor.execute("CREATE SCHEMA IF NOT EXISTS fraud.analytics")
+        yield resource
+
+
+def query(warehouse: WarehouseResource, sql: str) -> list[tuple]:
+    with warehouse.connect() as connection:
+        cursor = connection.cursor()
+        cursor.execute(sql)
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def expected_labels(lake: LakeResource) -> dict[str, bool]:
+    labels = ds.dataset(f"{lake.root}/labels/fraud_investigations", format="parquet")
+    table = labels.to_table(columns=["transaction_id", "is_fraud", "transaction_time"])
+    first = datetime.fromisoformat(DAYS[0]).replace(tzinfo=UTC)
+    return {r["transaction_id"]: r["is_fraud"] for r in table.to_pylist()
+            if r["transaction_time"] >= first}  # fmt: skip
+
+
+def test_the_lake_s_days_land_in_the_star_schema_once(lake, warehouse):
+    for _ in range(2):  # the second run changes nothing
+        with dg.instance_for_test() as instance:
+            result = dg.materialize(WAREHOUSE_ASSETS, instance=instance, tags=RANGE,
+                                    resources={"lake": lake, "warehouse": warehouse})  # fmt: skip
+        assert result.success
+
+    processed = ds.dataset(f"{lake.root}/processed/transactions", format="parquet")
+    counts = query(
+        warehouse, "SELECT COUNT(*), COUNT(DISTINCT transaction_id) FROM transactions_fact"
+    )
+    assert counts == [(processed.count_rows(),) * 2]
+    labels = expected_labels(lake)
+    assert labels and any(labels.values())
+    got = dict(query(warehouse, "SELECT transaction_id, is_fraud FROM transactions_fact "
+                                "WHERE is_fraud IS NOT NULL"))  # fmt: skip
+    assert got == labels
+
+    day = int(DAYS[1].replace("-", ""))
+    per_day = dict(query(warehouse, "SELECT date_id, COUNT(*) FROM transactions_fact "
+                                    "GROUP BY date_id"))  # fmt: skip
+    assert sorted(per_day) == [int(d.replace("-", "")) for d in DAYS]
+    assert query(warehouse, "SELECT COUNT(*) FROM model_predictions_fact") == [(per_day[day],)]
+    assert query(warehouse, "SELECT COUNT(*) FROM date_dimension") == [(3,)]
+    assert query(warehouse, "SELECT COUNT(*) FROM users_dimension") == [(300,)]
+    rows = query(warehouse, "SELECT date_id, transactions, predictions FROM daily_business_metrics")
+    metrics = {row[0]: row[1:] for row in rows}
+    assert metrics == {d: (n, n if d == day else 0) for d, n in per_day.items()}
