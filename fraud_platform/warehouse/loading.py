@@ -44,14 +44,18 @@ def conform(table: Table, rows: pa.Table, columns: Sequence[str] | None = None) 
 
 def merge_sql(table: Table, stage: str, columns: list[str], update: list[str],
               insert: bool) -> str:  # fmt: skip
+    """The statement that brings the stage's rows into the table. Without inserts it is an
+    UPDATE ... FROM: the same in both dialects, and fakesnow cannot run a MERGE that has no
+    WHEN NOT MATCHED clause."""
     keys = " AND ".join(f"t.{k} = s.{k}" for k in table.key)
+    sets = ", ".join(f"{c} = s.{c}" for c in update)
+    if not insert:
+        return f"UPDATE {table.name} AS t SET {sets} FROM {stage} AS s WHERE {keys}"
     sql = f"MERGE INTO {table.name} AS t USING {stage} AS s ON {keys}"
     if update:
-        sql += " WHEN MATCHED THEN UPDATE SET " + ", ".join(f"{c} = s.{c}" for c in update)
-    if insert:
-        values = ", ".join(f"s.{c}" for c in columns)
-        sql += f" WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) VALUES ({values})"
-    return sql
+        sql += f" WHEN MATCHED THEN UPDATE SET {sets}"
+    values = ", ".join(f"s.{c}" for c in columns)
+    return sql + f" WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) VALUES ({values})"
 
 
 def upsert(
@@ -75,6 +79,8 @@ def upsert(
     unknown = [c for c in update if c not in others]
     if unknown:
         raise LoadError(f"{table.name}: cannot update {', '.join(unknown)}")
+    if not insert and not update:
+        raise LoadError(f"{table.name}: a load that inserts nothing must update something")
     columns = table.column_names if insert else [*table.key, *update]
     rows = conform(table, rows, columns)
     if rows.num_rows == 0:

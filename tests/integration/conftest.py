@@ -10,8 +10,11 @@ import uuid
 
 import pytest
 
+# The function, taken before any call: once called, `fakesnow.server` names its module.
+from fakesnow import server as fakesnow_server
+
 from fraud_platform.config import Settings
-from fraud_platform.resources import build_resources
+from fraud_platform.resources import WarehouseResource, build_resources
 from fraud_platform.spark import get_spark, stop_spark
 from fraud_platform.stack.manager import Stack
 
@@ -57,3 +60,24 @@ def topics(stack, settings) -> TopicSet:
     topic_set = TopicSet(settings.kafka_bootstrap)
     yield topic_set
     topic_set.delete()
+
+
+@pytest.fixture(scope="session")
+def snowflake_warehouse() -> WarehouseResource:
+    """One fakesnow server for the session, as the platform's Snowflake warehouse (reached
+    by the real connector through dagster-snowflake), its FRAUD.ANALYTICS schema created."""
+    with fakesnow_server() as conn:
+        warehouse = WarehouseResource(
+            backend="snowflake",
+            snowflake_account=conn["account"],
+            snowflake_user=conn["user"],
+            snowflake_password=conn["password"],
+            snowflake_connection_args={
+                k: conn[k] for k in ("host", "port", "protocol", "session_parameters")
+            },
+        )
+        with warehouse.connect() as connection:
+            cursor = connection.cursor()
+            cursor.execute("CREATE DATABASE IF NOT EXISTS fraud")
+            cursor.execute("CREATE SCHEMA IF NOT EXISTS fraud.analytics")
+        yield warehouse

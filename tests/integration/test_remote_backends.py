@@ -9,7 +9,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from fraud_platform.config import Settings
-from fraud_platform.resources import LakeResource, WarehouseResource, build_resources
+from fraud_platform.resources import LakeResource, build_resources
 
 pytestmark = pytest.mark.integration
 
@@ -54,27 +54,13 @@ def test_lake_reads_and_writes_parquet_on_s3(s3_endpoint, tmp_path):
     assert parquet == ["prod/raw/transactions/date=2024-12-12/part-0.parquet"]
 
 
-def test_warehouse_on_snowflake_through_dagster_snowflake():
-    import fakesnow
-
-    with fakesnow.server() as conn:
-        warehouse = WarehouseResource(
-            backend="snowflake",
-            snowflake_account=conn["account"],
-            snowflake_user=conn["user"],
-            snowflake_password=conn["password"],
-            snowflake_connection_args={
-                k: conn[k] for k in ("host", "port", "protocol", "session_parameters")
-            },
-        )
-        with warehouse.connect() as connection:
-            cursor = connection.cursor()
-            cursor.execute("create database if not exists fraud")
-            cursor.execute("create schema if not exists fraud.analytics")
-            cursor.execute("create table fraud.analytics.probe (id int, amount float)")
-            cursor.execute("insert into fraud.analytics.probe values (1, 127.5), (2, 9.99)")
-            cursor.execute("select count(*), sum(amount) from fraud.analytics.probe")
-            assert cursor.fetchone() == (2, pytest.approx(137.49))
+def test_warehouse_on_snowflake_through_dagster_snowflake(snowflake_warehouse):
+    with snowflake_warehouse.connect() as connection:
+        cursor = connection.cursor()
+        cursor.execute("create table fraud.analytics.probe (id int, amount float)")
+        cursor.execute("insert into fraud.analytics.probe values (1, 127.5), (2, 9.99)")
+        cursor.execute("select count(*), sum(amount) from fraud.analytics.probe")
+        assert cursor.fetchone() == (2, pytest.approx(137.49))
 
 
 def test_snowflake_backend_takes_its_secrets_from_the_environment(monkeypatch, tmp_path):

@@ -24,23 +24,6 @@ from fraud_platform.warehouse.schema import (
 T0 = datetime(2026, 11, 2, 9, 30)
 
 
-@pytest.fixture(scope="module")
-def snowflake():
-    """A fakesnow server for the module, as the warehouse resource of the platform."""
-    import fakesnow
-
-    with fakesnow.server() as conn:
-        yield WarehouseResource(
-            backend="snowflake",
-            snowflake_account=conn["account"],
-            snowflake_user=conn["user"],
-            snowflake_password=conn["password"],
-            snowflake_connection_args={
-                k: conn[k] for k in ("host", "port", "protocol", "session_parameters")
-            },
-        )
-
-
 @pytest.fixture(params=["duckdb", "snowflake"])
 def warehouse(request, tmp_path):
     """(connection, backend) with the star schema created, empty."""
@@ -50,10 +33,9 @@ def warehouse(request, tmp_path):
             create_tables(connection)
             yield connection, "duckdb"
         return
-    with request.getfixturevalue("snowflake").connect() as connection:
+    with request.getfixturevalue("snowflake_warehouse").connect() as connection:
         cursor = connection.cursor()
         schema = f"fraud.t{uuid.uuid4().hex[:8]}"
-        cursor.execute("CREATE DATABASE IF NOT EXISTS fraud")
         cursor.execute(f"CREATE SCHEMA {schema}")
         cursor.execute(f"USE SCHEMA {schema}")
         create_tables(connection)

@@ -78,25 +78,8 @@ def lake(tmp_path_factory, spark):
 @pytest.fixture(params=["duckdb", "snowflake"])
 def warehouse(request, tmp_path):
     if request.param == "duckdb":
-        yield WarehouseResource(duckdb_path=str(tmp_path / "warehouse.duckdb"))
-        return
-    import fakesnow
-
-    with fakesnow.server() as conn:
-        resource = WarehouseResource(
-            backend="snowflake",
-            snowflake_account=conn["account"],
-            snowflake_user=conn["user"],
-            snowflake_password=conn["password"],
-            snowflake_connection_args={
-                k: conn[k] for k in ("host", "port", "protocol", "session_parameters")
-            },
-        )
-        with resource.connect() as connection:
-            cursor = connection.cursor()
-            cursor.execute("CREATE DATABASE IF NOT EXISTS fraud")
-            cursor.execute("CREATE SCHEMA IF NOT EXISTS fraud.analytics")
-        yield resource
+        return WarehouseResource(duckdb_path=str(tmp_path / "warehouse.duckdb"))
+    return request.getfixturevalue("snowflake_warehouse")
 
 
 def query(warehouse: WarehouseResource, sql: str) -> list[tuple]:
