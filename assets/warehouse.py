@@ -18,6 +18,7 @@ from fraud_platform.batch.metadata import partition_dates, preview, timed
 from fraud_platform.partitions import daily
 from fraud_platform.resources import LakeResource, WarehouseResource
 from fraud_platform.warehouse import sources
+from fraud_platform.warehouse.access import publish_aggregates
 from fraud_platform.warehouse.calendar import date_id, date_rows
 from fraud_platform.warehouse.loading import upsert
 from fraud_platform.warehouse.metrics import daily_metrics, refresh_daily_metrics
@@ -47,7 +48,7 @@ def _count(connection, table: Table) -> int:
     return int(cursor.fetchone()[0])
 
 
-def _load(warehouse: WarehouseResource, table: Table, rows: pa.Table | None,
+def load_rows(warehouse: WarehouseResource, table: Table, rows: pa.Table | None,
           **options) -> dict:  # fmt: skip
     """Merge `rows` into `table` (created if missing); the run's metadata."""
     metadata: dict = {"backend": warehouse.backend}
@@ -64,14 +65,16 @@ def _load(warehouse: WarehouseResource, table: Table, rows: pa.Table | None,
 @dg.asset(key_prefix="warehouse", group_name="warehouse", kinds={"duckdb", "snowflake"})
 def users_dimension(lake: LakeResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The card holders (account type, KYC status, registration, home) from the lake."""
-    return dg.MaterializeResult(metadata=_load(warehouse, USERS_DIMENSION, sources.user_rows(lake)))
+    return dg.MaterializeResult(
+        metadata=load_rows(warehouse, USERS_DIMENSION, sources.user_rows(lake))
+    )
 
 
 @dg.asset(key_prefix="warehouse", group_name="warehouse", kinds={"duckdb", "snowflake"})
 def merchants_dimension(lake: LakeResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The merchants (name, category, location, risk tier) from the lake."""
     rows = sources.merchant_rows(lake)
-    return dg.MaterializeResult(metadata=_load(warehouse, MERCHANTS_DIMENSION, rows))
+    return dg.MaterializeResult(metadata=load_rows(warehouse, MERCHANTS_DIMENSION, rows))
 
 
 @dg.asset(**DAILY)
@@ -82,7 +85,7 @@ def date_dimension(
     dates = partition_dates(context)
     rows = date_rows(date.fromisoformat(dates[0]), date.fromisoformat(dates[-1]),
                      warehouse.holiday_country)  # fmt: skip
-    return dg.MaterializeResult(metadata=_load(warehouse, DATE_DIMENSION, rows))
+    return dg.MaterializeResult(metadata=load_rows(warehouse, DATE_DIMENSION, rows))
 
 
 @dg.asset(**DAILY, deps=[processed_transactions, raw_labels])
@@ -95,7 +98,7 @@ def transactions_fact(
     rows = sources.transaction_rows(lake, dates)
     if rows is None:
         raise dg.Failure(f"no processed transactions for {dates[0]}..{dates[-1]} in the lake")
-    metadata = _load(warehouse, TRANSACTIONS_FACT, rows, update=sources.TRANSACTION_ATTRIBUTES)
+    metadata = load_rows(warehouse, TRANSACTIONS_FACT, rows, update=sources.TRANSACTION_ATTRIBUTES)
     labels = sources.label_rows(lake, dates, dates)
     with warehouse.connect() as connection:
         metadata["labels_applied"] = upsert(connection, warehouse.backend, TRANSACTIONS_FACT,
@@ -111,7 +114,7 @@ def model_predictions_fact(
     """The day's online predictions (probability, decision, model version, latency)."""
     dates = partition_dates(context)
     rows = sources.prediction_rows(lake, dates)
-    metadata = _load(warehouse, MODEL_PREDICTIONS_FACT, rows)
+    metadata = load_rows(warehouse, MODEL_PREDICTIONS_FACT, rows)
     return dg.MaterializeResult(metadata={"dates": ", ".join(dates), **metadata})
 
 
@@ -128,10 +131,16 @@ def daily_business_metrics(
         create_tables(connection)
         refresh_daily_metrics(connection, first_id, last_id)
         metrics = daily_metrics(connection, first_id, last_id)
+        published = (
+            publish_aggregates(connection, warehouse.analyst_duckdb_path)
+            if warehouse.backend == "duckdb"
+            else []  # on Snowflake, the analyst's role is granted these tables instead
+        )
     return dg.MaterializeResult(
         metadata={
             "days_recomputed": len(metrics),
             "metrics": preview(metrics[-7:]),
+            "published_to_analysts": dg.MetadataValue.json(published),
         }
     )
 

@@ -516,5 +516,46 @@ def rollback() -> None:
     console.print(f"models/current is {version} again")
 
 
+@main.group()
+def retention() -> None:
+    """The retention policy (fraud_platform/governance/retention.py): transactions 7 years,
+    training data and logs 90 days, models a year then archived."""
+
+
+@retention.command()
+@click.option("--dry-run", is_flag=True, help="List what would go; change nothing.")
+def cleanup(dry_run: bool) -> None:
+    """Delete or archive what the policy retires, in the lake and the platform's logs."""
+    from fraud_platform.governance.retention import apply_cleanup, plan_cleanup
+    from fraud_platform.resources import build_resources
+
+    settings = Settings.from_env()
+    lake = build_resources(settings)["lake"]
+    plan = plan_cleanup(lake, logs_dir=settings.home / "logs")
+    table = Table("action", "kind", "dated", "path", title="would go" if dry_run else "retired")
+    for item in plan:
+        table.add_row(item.action, item.kind, str(item.dated), item.path)
+    Console().print(table)
+    if not dry_run:
+        apply_cleanup(lake, plan)
+    console.print(f"{len(plan)} item(s) {'would be retired' if dry_run else 'retired'}")
+
+
+@retention.command()
+def lifecycle() -> None:
+    """Apply the policy's hot/warm/cold lifecycle rules to the S3 bucket of the lake."""
+    from fraud_platform.governance.retention import apply_lifecycle
+    from fraud_platform.resources import build_resources
+
+    resources = build_resources()
+    lake = resources["lake"]
+    if not lake.is_s3:
+        console.print(f"[bold red]error:[/] the lake ({lake.root}) is not on S3; set "
+                      "FRAUD_LAKE_ROOT=s3://bucket/prefix", highlight=False)  # fmt: skip
+        sys.exit(1)
+    rules = apply_lifecycle(resources["s3"].get_client(), lake.root)
+    console.print(f"{len(rules)} lifecycle rule(s) applied to {lake.root}")
+
+
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ import dagster as dg
 
 from assets import (
     features,
+    governance,
     kafka_topics,
     models,
     processed,
@@ -31,6 +32,7 @@ defs = dg.Definitions.merge(
     quality.defs,
     streaming.defs,
     warehouse.defs,
+    governance.defs,
     streaming_sensors.defs,
     schedules.defs,
     labels.defs,

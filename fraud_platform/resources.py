@@ -121,10 +121,12 @@ class SparkResource(dg.ConfigurableResource):
     master: str = "local[2]"
     driver_memory: str = "2g"
     shuffle_partitions: int = 8
+    s3_endpoint_url: str = ""  # the lake's S3 endpoint, when it lives on S3
+    aws_region: str = "us-east-1"
 
     def session(self):
         """The process's one SparkSession, built on first use."""
-        from fraud_platform.spark import get_spark
+        from fraud_platform.spark import get_spark, s3a_conf
 
         return get_spark(
             self.master,
@@ -132,6 +134,7 @@ class SparkResource(dg.ConfigurableResource):
                 "spark.driver.memory": self.driver_memory,
                 "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
             },
+            hadoop_conf=s3a_conf(self.s3_endpoint_url, self.aws_region),
         )
 
 
@@ -154,21 +157,32 @@ class WarehouseResource(dg.ConfigurableResource):
     snowflake_connection_args: dict[str, Any] = Field(default_factory=dict)
     holiday_country: str = "US"  # whose public holidays the date dimension marks
 
-    @contextmanager
-    def connect(self) -> Iterator[Any]:
-        """A DB-API connection to the configured backend, closed on exit."""
-        if self.backend == "duckdb":
-            import duckdb
+    @property
+    def analyst_duckdb_path(self) -> str:
+        """The analyst's database: the aggregated tables only (see governance/rbac.py)."""
+        root, _ = os.path.splitext(self.duckdb_path)
+        return f"{root}.analyst.duckdb"
 
-            os.makedirs(os.path.dirname(os.path.abspath(self.duckdb_path)), exist_ok=True)
-            connection = duckdb.connect(self.duckdb_path)
-            try:
-                yield connection
-            finally:
-                connection.close()
+    @contextmanager
+    def connect(self, role: str | None = None) -> Iterator[Any]:
+        """A DB-API connection to the configured backend as `role` (FRAUD_ROLE by default),
+        audited, closed on exit. A role that may read aggregates only (the analyst) gets the
+        analyst's database read-only on DuckDB, and its Snowflake role on Snowflake."""
+        from fraud_platform.governance import audit
+        from fraud_platform.governance.rbac import Actor, aggregates_only
+
+        actor = Actor.current()
+        role = role or actor.role
+        restricted = aggregates_only(role)
+        if self.backend == "duckdb":
+            path = self.analyst_duckdb_path if restricted else self.duckdb_path
+            audit.record("warehouse.connect", f"duckdb:{path}", {"role": role}, actor=actor)
+            yield from self._duckdb(path, read_only=restricted)
             return
         from dagster_snowflake import SnowflakeResource
 
+        database = f"snowflake:{self.snowflake_database}.{self.snowflake_schema}"
+        audit.record("warehouse.connect", database, {"role": role}, actor=actor)
         snowflake = SnowflakeResource(
             account=self.snowflake_account,
             user=self.snowflake_user,
@@ -176,10 +190,30 @@ class WarehouseResource(dg.ConfigurableResource):
             database=self.snowflake_database,
             schema=self.snowflake_schema,
             warehouse=self.snowflake_warehouse,
+            role=f"FRAUD_{role.upper()}" if restricted else None,
             additional_snowflake_connection_args=self.snowflake_connection_args or None,
         )
         with snowflake.get_connection() as connection:
             yield connection
+
+    @staticmethod
+    def _duckdb(path: str, read_only: bool) -> Iterator[Any]:
+        import duckdb
+
+        if read_only and not os.path.exists(path):
+            raise FileNotFoundError(
+                f"{path} does not exist yet: materialize warehouse/daily_business_metrics, "
+                "which publishes the aggregated tables analysts read"
+            )
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        # Read-only alone would still let a query ATTACH the full database or read the lake's
+        # files; the analyst's connection has no file access at all, and cannot turn it on.
+        sealed = {"enable_external_access": False, "lock_configuration": True}
+        connection = duckdb.connect(path, read_only=read_only, config=sealed if read_only else {})
+        try:
+            yield connection
+        finally:
+            connection.close()
 
 
 def build_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
@@ -193,11 +227,16 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
         )
     else:
         warehouse["duckdb_path"] = settings.duckdb_path
+    from dagster_aws.s3 import S3Resource
+
     return {
         "kafka": KafkaResource(bootstrap_servers=settings.kafka_bootstrap),
         "redis": RedisResource(url=settings.redis_url),
         "flink": FlinkResource(rest_url=settings.flink_rest_url),
         "lake": LakeResource(root=settings.lake_root, s3_endpoint_url=settings.s3_endpoint_url),
-        "spark": SparkResource(master=settings.spark_master),
+        "spark": SparkResource(
+            master=settings.spark_master, s3_endpoint_url=settings.s3_endpoint_url
+        ),
         "warehouse": WarehouseResource(**warehouse),
+        "s3": S3Resource(endpoint_url=settings.s3_endpoint_url or None),
     }

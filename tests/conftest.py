@@ -25,3 +25,15 @@ def alerts_file(tmp_path, monkeypatch):
     path = tmp_path / "alerts.jsonl"
     monkeypatch.setenv("FRAUD_ALERTS_FILE", str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def governance(tmp_path, monkeypatch):
+    """Each test audits into its own log, signs with test keys, and acts as the architect
+    (the role the orchestrator runs as) unless it says otherwise."""
+    monkeypatch.setenv("FRAUD_AUDIT_DIR", str(tmp_path / "audit"))
+    monkeypatch.setenv("FRAUD_AUDIT_KEY", "test-audit-key")
+    monkeypatch.setenv("FRAUD_CARD_TOKEN_KEY", "test-card-token-key")
+    monkeypatch.setenv("FRAUD_ACTOR", "pytest")
+    monkeypatch.setenv("FRAUD_ROLE", "ml_architect")
+    return tmp_path / "audit"

@@ -119,7 +119,12 @@ def history(lake) -> list[dict[str, Any]]:
 
 
 def _point(lake, action: str, version: str, previous: str | None, reason: str) -> None:
-    """Move models/current to `version` and append the move to the history."""
+    """Move models/current to `version` and append the move to the history, if the acting
+    role may deploy to production (the architect's right); audited either way."""
+    from fraud_platform.governance import audit
+    from fraud_platform.governance.rbac import Right, require
+
+    actor = require(Right.DEPLOY_PRODUCTION, f"model.{action}", version)
     filesystem, base = lake.filesystem()
     write_atomically(filesystem, f"{base}/{CURRENT}", json.dumps({"version": version}).encode())
     event = {
@@ -128,9 +133,11 @@ def _point(lake, action: str, version: str, previous: str | None, reason: str) -
         "previous": previous,
         "reason": reason,
         "at": datetime.now(UTC).isoformat(),
+        "by": f"{actor.user} ({actor.role})",
     }
     lines = [json.dumps(e) for e in [*history(lake), event]]
     write_atomically(filesystem, f"{base}/{HISTORY}", ("\n".join(lines) + "\n").encode())
+    audit.record(f"model.{action}", version, {"previous": previous, "reason": reason}, actor=actor)
 
 
 def promote(lake, version: str, reason: str) -> None:

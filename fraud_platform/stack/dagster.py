@@ -6,6 +6,7 @@ its dagster.yaml is a link to the one in the repo, so instance settings are revi
 
 from __future__ import annotations
 
+import os
 import sys
 
 import httpx
@@ -59,7 +60,10 @@ class DagsterService(Service):
         return failed
 
     def environment(self) -> dict[str, str]:
-        return {**super().environment(), "DAGSTER_HOME": str(self.dir)}
+        # The orchestrator acts as the ML architect: its gate is the approval a production
+        # promotion needs (governance/rbac.py). FRAUD_DAGSTER_ROLE narrows it.
+        role = os.environ.get("FRAUD_DAGSTER_ROLE", "ml_architect")
+        return {**super().environment(), "DAGSTER_HOME": str(self.dir), "FRAUD_ROLE": role}
 
     def command(self) -> list[str]:
         return [

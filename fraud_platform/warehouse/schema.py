@@ -136,9 +136,27 @@ STAR_SCHEMA = (
     DATE_DIMENSION,
     DAILY_BUSINESS_METRICS,
 )
+AUDIT_LOG = Table(
+    "audit_log",
+    (
+        ("seq", "BIGINT"),
+        ("recorded_at", "TIMESTAMP"),
+        ("actor", "VARCHAR"),
+        ("role", "VARCHAR"),
+        ("action", "VARCHAR"),
+        ("target", "VARCHAR"),
+        ("outcome", "VARCHAR"),
+        ("details", "VARCHAR"),  # JSON
+        ("previous", "VARCHAR"),
+        ("hash", "VARCHAR"),
+    ),
+    ("seq",),
+    "The platform's hash-chained audit log, for search (fraud_platform/governance/audit.py).",
+)
+TABLES = (*STAR_SCHEMA, AUDIT_LOG)
 
 
-def create_tables(connection, tables: tuple[Table, ...] = STAR_SCHEMA) -> None:
+def create_tables(connection, tables: tuple[Table, ...] = TABLES) -> None:
     """Create the tables that do not exist yet."""
     cursor = connection.cursor()
     for table in tables:

@@ -7,8 +7,9 @@ session time zone of either backend can shift them).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,6 +26,7 @@ from fraud_platform.lake import (
 )
 from fraud_platform.warehouse.calendar import date_id
 from fraud_platform.warehouse.schema import (
+    AUDIT_LOG,
     MERCHANTS_DIMENSION,
     MODEL_PREDICTIONS_FACT,
     TRANSACTIONS_FACT,
@@ -133,3 +135,19 @@ def user_rows(lake) -> pa.Table | None:
 def merchant_rows(lake) -> pa.Table | None:
     merchants = _reference(lake, MERCHANTS.path)
     return None if merchants is None else merchants.select(MERCHANTS_DIMENSION.column_names)
+
+
+def audit_rows(entries: Iterable[dict]) -> pa.Table | None:
+    """Audit log entries as `audit_log` rows (details kept as JSON text)."""
+    rows = [
+        {
+            **{
+                k: entry[k]
+                for k in ("seq", "actor", "role", "action", "target", "outcome", "previous", "hash")
+            },
+            "recorded_at": datetime.fromisoformat(entry["at"]).replace(tzinfo=None),
+            "details": json.dumps(entry["details"], sort_keys=True),
+        }
+        for entry in entries
+    ]
+    return pa.Table.from_pylist(rows).select(AUDIT_LOG.column_names) if rows else None

@@ -18,6 +18,7 @@ from fraud_platform.resources import WarehouseResource, build_resources
 from fraud_platform.spark import get_spark, stop_spark
 from fraud_platform.stack.manager import Stack
 
+from ..conftest import free_port
 from .ingestion_support import TopicSet
 
 
@@ -81,3 +82,30 @@ def snowflake_warehouse() -> WarehouseResource:
             cursor.execute("CREATE DATABASE IF NOT EXISTS fraud")
             cursor.execute("CREATE SCHEMA IF NOT EXISTS fraud.analytics")
         yield warehouse
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """One moto S3 server for the session, reached over HTTP by the real clients (boto3,
+    pyarrow's S3 filesystem, Hadoop S3A in Spark). One endpoint, because Hadoop caches a
+    bucket's filesystem for the life of the JVM."""
+    from moto.server import ThreadedMotoServer
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+        server.start()
+        yield f"http://127.0.0.1:{port}"
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, unique) -> str:
+    """A fresh bucket on the moto server."""
+    import boto3
+
+    name = f"fraud-lake-{unique}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    return name

@@ -14,31 +14,15 @@ from fraud_platform.resources import LakeResource, build_resources
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def s3_endpoint(monkeypatch, free_ports):
-    from moto.server import ThreadedMotoServer
-
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    port = free_ports()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-def test_lake_reads_and_writes_parquet_on_s3(s3_endpoint, tmp_path):
+def test_lake_reads_and_writes_parquet_on_s3(s3_endpoint, s3_bucket, tmp_path):
     import boto3
 
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
-        Bucket="fraud-lake"
-    )
     settings = Settings(
-        home=tmp_path, lake_root="s3://fraud-lake/prod", s3_endpoint_url=s3_endpoint
+        home=tmp_path, lake_root=f"s3://{s3_bucket}/prod", s3_endpoint_url=s3_endpoint
     )
     lake = build_resources(settings)["lake"]
     assert isinstance(lake, LakeResource) and lake.is_s3
-    assert lake.uri("raw", "transactions") == "s3a://fraud-lake/prod/raw/transactions"
+    assert lake.uri("raw", "transactions") == f"s3a://{s3_bucket}/prod/raw/transactions"
 
     filesystem, base = lake.filesystem()
     table = pa.table({"transaction_id": ["txn_1", "txn_2"], "amount": [127.5, 9.99]})
@@ -48,7 +32,7 @@ def test_lake_reads_and_writes_parquet_on_s3(s3_endpoint, tmp_path):
     back = ds.dataset(f"{base}/raw/transactions", filesystem=filesystem, partitioning="hive")
     assert back.to_table().num_rows == 2
     objects = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").list_objects_v2(
-        Bucket="fraud-lake"
+        Bucket=s3_bucket
     )["Contents"]
     parquet = [o["Key"] for o in objects if o["Key"].endswith(".parquet")]
     assert parquet == ["prod/raw/transactions/date=2024-12-12/part-0.parquet"]

@@ -125,3 +125,51 @@ def test_the_lake_s_days_land_in_the_star_schema_once(lake, warehouse):
     rows = query(warehouse, "SELECT date_id, transactions, predictions FROM daily_business_metrics")
     metrics = {row[0]: row[1:] for row in rows}
     assert metrics == {d: (n, n if d == day else 0) for d, n in per_day.items()}
+
+
+def test_the_analyst_reads_the_aggregates_and_is_denied_raw_transactions(lake, tmp_path):
+    import duckdb
+
+    warehouse = WarehouseResource(duckdb_path=str(tmp_path / "warehouse.duckdb"))
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(WAREHOUSE_ASSETS, instance=instance, tags=RANGE,
+                              resources={"lake": lake, "warehouse": warehouse}).success  # fmt: skip
+    with warehouse.connect(role="analyst") as analyst:
+        cursor = analyst.cursor()
+        cursor.execute("SELECT SUM(transactions) FROM daily_business_metrics")
+        total = cursor.fetchone()[0]
+        assert total == query(warehouse, "SELECT COUNT(*) FROM transactions_fact")[0][0]
+        with pytest.raises(duckdb.CatalogException, match="transactions_fact"):
+            cursor.execute("SELECT * FROM transactions_fact")
+        with pytest.raises(duckdb.PermissionException):
+            cursor.execute(f"ATTACH '{warehouse.duckdb_path}' AS raw")
+        with pytest.raises(duckdb.PermissionException):
+            cursor.execute(f"SELECT * FROM read_parquet('{lake.root}/raw/transactions/**')")
+        with pytest.raises(duckdb.InvalidInputException, match="read-only"):
+            cursor.execute("DELETE FROM daily_business_metrics")
+
+
+def test_the_audit_log_is_searchable_in_the_warehouse_and_a_tampered_one_is_refused(
+    warehouse, governance
+):
+    from assets.governance import audit_log
+    from fraud_platform.governance import audit
+
+    audit.record("model.promote", "2026-11-29-a", {"reason": "gate passed"})
+    for _ in range(2):  # the second load adds only the entries written since
+        with dg.instance_for_test() as instance:
+            assert dg.materialize([audit_log], instance=instance,
+                                  resources={"warehouse": warehouse}).success  # fmt: skip
+    written = list(audit.entries())
+    loaded = query(warehouse, "SELECT seq, action, hash FROM audit_log ORDER BY seq")
+    assert loaded == [(e["seq"], e["action"], e["hash"]) for e in written[: len(loaded)]]
+    assert ("model.promote",) in query(warehouse, "SELECT action FROM audit_log")
+
+    (segment,) = governance.glob("audit-*.jsonl")
+    segment.write_text(segment.read_text().replace("gate passed", "gate skipped"))
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([audit_log], instance=instance, raise_on_error=False,
+                                resources={"warehouse": warehouse})  # fmt: skip
+    assert not result.success
+    failure = result.get_asset_materialization_events() or result.all_events
+    assert any("entry 0 was altered" in str(e.event_specific_data) for e in failure)

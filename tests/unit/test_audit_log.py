@@ -1,0 +1,95 @@
+"""The audit log: a hash chain that verifies as written, and names the first entry that was
+altered, removed, reordered or forged; concurrent writers keep one chain."""
+
+import itertools
+import json
+import multiprocessing
+
+import pytest
+
+from fraud_platform.governance import audit
+from fraud_platform.governance.rbac import Actor
+
+
+def write_entries(count: int = 5) -> list[dict]:
+    return [audit.record("data.read", f"lake/raw/{i}", {"rows": i}) for i in range(count)]
+
+
+def rewrite(directory, transform) -> None:
+    """Apply `transform` to the list of entries of the (single) day file."""
+    (segment,) = directory.glob("audit-*.jsonl")
+    entries = [json.loads(line) for line in segment.read_text().splitlines()]
+    segment.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in transform(entries)))
+
+
+def test_an_untouched_log_verifies(governance):
+    written = write_entries()
+    assert [e["seq"] for e in written] == [0, 1, 2, 3, 4]
+    assert written[0]["previous"] == audit.GENESIS
+    assert all(b["previous"] == a["hash"] for a, b in itertools.pairwise(written))
+    assert written[2]["actor"] == "pytest" and written[2]["role"] == "ml_architect"
+    result = audit.verify()
+    assert result.ok and result.entries == 5
+
+
+def altered(entries):
+    entries[2]["details"]["rows"] = 999
+    return entries
+
+
+def removed(entries):
+    return entries[:2] + entries[3:]
+
+
+def reordered(entries):
+    return [entries[0], entries[2], entries[1], *entries[3:]]
+
+
+def forged(entries):
+    """A forger who re-chains the rest without the key: every hash looks self-consistent."""
+    entries[2]["outcome"] = "denied"
+    previous = entries[1]["hash"]
+    for entry in entries[2:]:
+        entry["previous"] = previous
+        body = {k: v for k, v in entry.items() if k != "hash"}
+        entry["hash"] = audit._digest(b"a guessed key", previous, body)
+        previous = entry["hash"]
+    return entries
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        (altered, "entry 2 was altered"),
+        (removed, "entry 3 does not follow entry 1"),
+        (reordered, "entry 2 does not follow entry 0"),
+        (forged, "entry 2 was altered"),
+    ],
+)
+def test_a_tampered_record_is_detected(governance, tamper, expected):
+    write_entries()
+    rewrite(governance, tamper)
+    result = audit.verify()
+    assert not result.ok
+    assert expected in result.problem
+
+
+def test_details_are_redacted_before_they_are_written(governance):
+    entry = audit.record("data.read", "x", {"note": "card 4111 1111 1111 1111 of a@b.com"})
+    assert entry["details"]["note"] == "card ****1111 of <email>"
+    assert "4111 1111" not in next(governance.glob("audit-*.jsonl")).read_text()
+
+
+def _append(count: int) -> None:
+    for i in range(count):
+        audit.record("data.read", f"worker/{i}", actor=Actor("worker", "data_engineer"))
+
+
+def test_concurrent_processes_keep_one_chain(governance):
+    workers = [multiprocessing.Process(target=_append, args=(25,)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    result = audit.verify()
+    assert result.ok and result.entries == 100

@@ -1,0 +1,53 @@
+"""Card data: what may be stored of a card, how card numbers are found, how text is masked."""
+
+import logging
+
+import pytest
+
+from fraud_platform.governance.pci import (
+    card_token,
+    find_pans,
+    protect_card,
+    redact,
+)
+
+VISA = "4111111111111111"  # a test number that passes the Luhn check
+
+
+def test_only_the_last_four_digits_and_a_keyed_token_are_kept():
+    kept = protect_card("4111 1111 1111 1111")
+    assert kept == {"card_last4": "1111", "card_token": card_token(VISA)}
+    assert VISA not in str(kept)
+    assert card_token(VISA, b"another key") != kept["card_token"]  # keyed
+    assert protect_card(VISA)["card_token"] == kept["card_token"]  # stable per card
+
+
+def test_a_non_card_number_is_refused():
+    with pytest.raises(ValueError, match="not a card number"):
+        protect_card("4111111111111112")  # fails Luhn
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        (f"pan={VISA};", [VISA]),
+        ("card 4111-1111-1111-1111 declined", [VISA]),
+        ("5500 0000 0000 0004", ["5500000000000004"]),
+        ("order 4111111111111112 (fails Luhn)", []),
+        ("txn_1234567890123", []),  # 13 digits failing Luhn
+        ("amount 127.50 at 2024-12-12T10:30:45", []),
+    ],
+)
+def test_card_numbers_are_found_by_shape_and_luhn(text, found):
+    assert find_pans(text) == found
+
+
+def test_redaction_masks_card_numbers_and_emails():
+    assert redact(f"{VISA} from jane.doe@example.com") == "****1111 from <email>"
+
+
+def test_every_log_record_of_a_platform_process_is_redacted(caplog):
+    logger = logging.getLogger("any.library.at.all")  # not a platform logger
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        logger.info("charging %s for %s", VISA, "jane@example.com")
+    assert caplog.messages == ["charging ****1111 for <email>"]
