@@ -1,15 +1,15 @@
 """Governance: the audit log loaded into the warehouse every hour (after its chain is
-verified), and the retention policy enforced every day (with a dry-run option), with the lake
-bucket's lifecycle rules kept equal to it when the lake is on S3."""
+verified); the retention policy enforced every day (with a dry-run option), with the lake
+bucket's lifecycle rules kept equal to it when the lake is on S3; GDPR erasure as a job."""
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from assets.warehouse import load_rows
 from fraud_platform.config import Settings
-from fraud_platform.governance import audit
+from fraud_platform.governance import audit, gdpr
 from fraud_platform.governance.retention import apply_cleanup, apply_lifecycle, plan_cleanup
-from fraud_platform.resources import LakeResource, WarehouseResource
+from fraud_platform.resources import LakeResource, RedisResource, WarehouseResource
 from fraud_platform.warehouse.schema import AUDIT_LOG, create_tables
 from fraud_platform.warehouse.sources import audit_rows
 
@@ -84,8 +84,42 @@ retention_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
+
+class ErasureConfig(dg.Config):
+    # The request, not the user: a run's configuration is kept in Dagster's history, and
+    # the user's id must not be (receive it with `fraud-platform gdpr request --user ID`).
+    request_id: str
+
+
+@dg.op(description="Erase a GDPR request's user from Redis, every lake layer and the warehouse, "
+       "then verify that no store holds a trace.")  # fmt: skip
+def erase_user_data(
+    context: dg.OpExecutionContext,
+    config: ErasureConfig,
+    lake: LakeResource,
+    redis: RedisResource,
+    warehouse: WarehouseResource,
+) -> dg.Output[str]:
+    request = gdpr.erase(lake, redis.client(), warehouse, config.request_id)
+    context.log.info(f"{request['pseudonym']} erased: {request['erased']}")
+    return dg.Output(
+        request["status"],
+        metadata={
+            "pseudonym": request["pseudonym"],
+            "erased": dg.MetadataValue.json(request["erased"]),
+            "traces_left": dg.MetadataValue.json(request["traces_left"]),
+            "deadline": request["deadline"],
+        },
+    )
+
+
+@dg.job(description="GDPR right to be forgotten, for one received request.")
+def gdpr_erasure() -> None:
+    erase_user_data()
+
+
 defs = dg.Definitions(
     assets=[audit_log],
-    jobs=[audit_log_job, retention_cleanup],
+    jobs=[audit_log_job, retention_cleanup, gdpr_erasure],
     schedules=[audit_log_schedule, retention_schedule],
 )

@@ -42,7 +42,14 @@ def main() -> None:
       fraud-platform stack down     stop everything (data is kept in .fraud-platform/)
 
     Settings come from FRAUD_* environment variables (see README.md).
+    Every command is audited (`fraud-platform audit show`).
     """
+    from fraud_platform.governance import audit
+
+    audit.note_changes(Settings.from_env())
+    # A gdpr command names a user: its own entry records the user's pseudonym instead.
+    arguments = sys.argv[1:3] if sys.argv[1:2] == ["gdpr"] else sys.argv[1:]
+    audit.record("cli", " ".join(["fraud-platform", *arguments]))
 
 
 @main.group()
@@ -555,6 +562,200 @@ def lifecycle() -> None:
         sys.exit(1)
     rules = apply_lifecycle(resources["s3"].get_client(), lake.root)
     console.print(f"{len(rules)} lifecycle rule(s) applied to {lake.root}")
+
+
+@main.group(name="audit")
+def audit_log() -> None:
+    """The hash-chained audit log (fraud_platform/governance/audit.py)."""
+
+
+@audit_log.command()
+def verify() -> None:
+    """Walk the chain; exit 1 naming the first entry altered, removed or reordered."""
+    from fraud_platform.governance import audit
+
+    result = audit.verify()
+    if not result.ok:
+        verified = f"{result.entries} entries verified before it"
+        console.print(f"[bold red]tampered:[/] {result.problem} ({verified})", highlight=False)
+        sys.exit(1)
+    console.print(f"the audit log holds: {result.entries} entries, chain intact")
+
+
+@audit_log.command()
+@click.option("--last", "count", default=20, show_default=True, help="How many entries.")
+@click.option("--action", default=None, help="Only this action (e.g. model.promote).")
+def show(count: int, action: str | None) -> None:
+    """The newest entries."""
+    from fraud_platform.governance import audit
+
+    entries = [e for e in audit.entries() if action is None or e.get("action") == action]
+    table = Table("seq", "at", "actor", "role", "action", "target", "outcome")
+    for entry in entries[-count:]:
+        table.add_row(*(str(entry.get(k, "")) for k in ("seq", "at", "actor", "role", "action",
+                                                        "target", "outcome")))  # fmt: skip
+    Console().print(table)
+
+
+@main.group()
+def rbac() -> None:
+    """Roles and rights as code (fraud_platform/governance/rbac.py)."""
+
+
+@rbac.command()
+def roles() -> None:
+    """The roles and what each may do."""
+    from fraud_platform.governance.rbac import ROLES
+
+    table = Table("role", "rights", "in short")
+    for role in ROLES.values():
+        table.add_row(role.name, ", ".join(sorted(role.rights)), role.description)
+    Console().print(table)
+
+
+@rbac.command()
+@click.option("--apply", "apply_", is_flag=True, help="Run them on the Snowflake warehouse.")
+def grants(apply_: bool) -> None:
+    """The Snowflake roles and grants of the RBAC table (printed, or applied and audited)."""
+    from fraud_platform.governance import audit
+    from fraud_platform.governance.rbac import snowflake_statements
+    from fraud_platform.resources import build_resources
+
+    warehouse = build_resources()["warehouse"]
+    statements = snowflake_statements(warehouse.snowflake_database, warehouse.snowflake_schema)
+    if not apply_:
+        click.echo(";\n".join(statements) + ";")
+        return
+    if warehouse.backend != "snowflake":
+        console.print("[bold red]error:[/] grants apply to Snowflake; set "
+                      "FRAUD_WAREHOUSE_BACKEND=snowflake (DuckDB's analyst gets its own "
+                      "database instead)", highlight=False)  # fmt: skip
+        sys.exit(1)
+    with warehouse.connect() as connection:
+        cursor = connection.cursor()
+        for statement in statements:
+            cursor.execute(statement)
+    audit.record("permission.grant", "snowflake", {"statements": statements})
+    console.print(f"{len(statements)} statement(s) applied")
+
+
+@main.group()
+def gdpr() -> None:
+    """The right to be forgotten (fraud_platform/governance/gdpr.py): requests, erasure in
+    every store, verification, the 30-day deadline."""
+
+
+def _governed():
+    from fraud_platform.resources import build_resources
+
+    resources = build_resources()
+    return resources["lake"], resources["redis"].client(), resources["warehouse"]
+
+
+def _footprint_table(title: str, counts: dict[str, int]) -> Table:
+    table = Table("store", "rows / keys", title=title)
+    for store, count in sorted(counts.items()):
+        table.add_row(store, str(count))
+    return table
+
+
+@gdpr.command()
+@click.option("--user", "user_id", required=True, help="The user's id.")
+def request(user_id: str) -> None:
+    """Receive a request (its deadline is 30 days on); erase it later by its id."""
+    from fraud_platform.governance import gdpr as forgetting
+    from fraud_platform.resources import build_resources
+
+    received = forgetting.receive(build_resources()["lake"], user_id)
+    console.print(f"request {received['request_id']} received, due {received['deadline']}")
+
+
+@gdpr.command()
+@click.option("--user", "user_id", default=None, help="Receive and erase this user now.")
+@click.option("--request", "request_id", default=None, help="Erase a received request.")
+def erase(user_id: str | None, request_id: str | None) -> None:
+    """Erase a user from Redis, every lake layer and the warehouse, then verify."""
+    from fraud_platform.governance import gdpr as forgetting
+
+    if (user_id is None) == (request_id is None):
+        console.print("[bold red]error:[/] give --user ID or --request ID", highlight=False)
+        sys.exit(2)
+    lake, redis_client, warehouse = _governed()
+    request_id = request_id or forgetting.receive(lake, user_id)["request_id"]
+    try:
+        done = forgetting.erase(lake, redis_client, warehouse, request_id)
+    except forgetting.ErasureError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(1)
+    Console().print(_footprint_table(f"erased ({done['pseudonym']})", done["erased"]))
+    console.print(f"request {request_id}: {done['status']}, no trace left")
+
+
+@gdpr.command(name="verify")
+@click.option("--user", "user_id", required=True)
+def gdpr_verify(user_id: str) -> None:
+    """Search every store for the user; exit 1 if anything is found."""
+    from fraud_platform.governance import gdpr as forgetting
+
+    found = forgetting.find_traces(*_governed(), user_id)
+    if found.total:
+        Console().print(_footprint_table("traces found", found.counts))
+        sys.exit(1)
+    console.print("no trace in Redis, the lake or the warehouse")
+
+
+@gdpr.command(name="status")
+def gdpr_status() -> None:
+    """Every request with its deadline; overdue ones in red."""
+    from fraud_platform.governance import gdpr as forgetting
+    from fraud_platform.resources import build_resources
+
+    table = Table("request", "pseudonym", "received", "deadline", "days left", "status")
+    for item in forgetting.requests(build_resources()["lake"]):
+        late = item["status"] != "verified" and item["days_left"] < 0
+        status = f"[red]{item['status']} (overdue)[/]" if late else item["status"]
+        table.add_row(item["request_id"], item["pseudonym"], item["received_at"][:10],
+                      item["deadline"][:10], str(item["days_left"]), status)  # fmt: skip
+    Console().print(table)
+
+
+@main.group()
+def pci() -> None:
+    """Card data protection (fraud_platform/governance/pci.py)."""
+
+
+STORES = ("kafka", "lake", "redis", "warehouse")
+
+
+@pci.command()
+@click.option("--store", "stores", multiple=True, type=click.Choice(STORES),
+              help="Only these stores (repeatable); all of them by default.")  # fmt: skip
+def scan(stores: tuple[str, ...]) -> None:
+    """Search every store for card numbers; exit 1 if any is found."""
+    from fraud_platform.governance import audit, pan_scan
+    from fraud_platform.resources import build_resources
+
+    settings = Settings.from_env()
+    resources = build_resources(settings)
+    scanners = {
+        "kafka": lambda: pan_scan.scan_kafka(settings.kafka_bootstrap),
+        "lake": lambda: pan_scan.scan_lake(resources["lake"]),
+        "redis": lambda: pan_scan.scan_redis(resources["redis"].client()),
+        "warehouse": lambda: pan_scan.scan_warehouse(resources["warehouse"]),
+    }
+    findings = []
+    for store in stores or STORES:
+        console.print(f"scanning {store}...")
+        findings += scanners[store]()
+    audit.record("pci.scan", ",".join(stores or STORES), {"findings": len(findings)},
+                 outcome="ok" if not findings else "card numbers found")  # fmt: skip
+    if findings:
+        table = Table("store", "where", "card", title="card numbers found")
+        for finding in findings:
+            table.add_row(finding.store, finding.where, finding.masked)
+        Console().print(table)
+        sys.exit(1)
+    console.print(f"no card number in {', '.join(stores or STORES)}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from assets import (
 )
 from fraud_platform.resources import build_resources
 from sensors import alerts, labels, schedules
+from sensors import audit as audit_sensors
 from sensors import streaming as streaming_sensors
 
 defs = dg.Definitions.merge(
@@ -37,5 +38,6 @@ defs = dg.Definitions.merge(
     schedules.defs,
     labels.defs,
     alerts.defs,
+    audit_sensors.defs,
     dg.Definitions(resources=build_resources()),
 )

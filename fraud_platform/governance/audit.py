@@ -93,7 +93,7 @@ def record(
             "actor": actor.user,
             "role": actor.role,
             "action": action,
-            "target": target,
+            "target": redact_value(target),
             "outcome": outcome,
             "details": redact_value(details or {}),
             "previous": GENESIS if last is None else last["hash"],
@@ -147,3 +147,39 @@ def verify(directory: Path | None = None) -> Verification:
             )
         previous, count = entry, count + 1
     return Verification(count, None)
+
+
+def fingerprint(settings: Settings) -> dict[str, Any]:
+    """What an audited change is a change of: the platform's settings (no secrets live
+    there) and the roles' rights."""
+    from dataclasses import asdict
+
+    from fraud_platform.governance.rbac import ROLES
+
+    return {
+        "settings": json.loads(json.dumps(asdict(settings), default=str)),
+        "roles": {name: sorted(role.rights) for name, role in ROLES.items()},
+    }
+
+
+def note_changes(settings: Settings) -> list[dict[str, Any]]:
+    """Audit what changed in the settings (config.change) and the roles (permission.change)
+    since the last process that looked; returns the entries written."""
+    directory = audit_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = directory / ".fingerprint.json"
+    now = fingerprint(settings)
+    before = json.loads(state.read_text()) if state.exists() else None
+    written = []
+    if before is not None:
+        for part, action in (("settings", "config.change"), ("roles", "permission.change")):
+            keys = sorted(set(before[part]) | set(now[part]))
+            changed = {
+                key: {"from": before[part].get(key), "to": now[part].get(key)}
+                for key in keys
+                if before[part].get(key) != now[part].get(key)
+            }
+            if changed:
+                written.append(record(action, part, changed))
+    state.write_text(json.dumps(now, sort_keys=True))
+    return written

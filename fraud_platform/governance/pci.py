@@ -3,8 +3,10 @@
 - `protect_card` turns a PAN into what may be kept: its last 4 digits and a keyed token
   (HMAC-SHA256 with FRAUD_CARD_TOKEN_KEY), equal for equal cards so a card can still be
   followed across transactions, useless to anyone without the key.
-- `find_pans` finds anything that looks like a card number: 13 to 19 digits, optionally in
-  groups split by spaces or dashes, that pass the Luhn check (which most digit runs fail).
+- `find_pans` finds anything that looks like a card number: 13 to 19 digits in one run, or in
+  the printed groups of a card (4-4-4-4[-3], Amex 4-6-5) split by spaces or dashes, starting
+  with a card network's digit (2-6) and passing the Luhn check. Ids that merely contain digits
+  (`sim5-20250604-0000003`) are not card numbers.
 - `redact` / `redact_value` mask PANs (keeping the last 4) and e-mail addresses in text and in
   nested values, for logs and the audit log; `install_redaction` does it for every log record
   a process creates (the platform installs it on import).
@@ -21,7 +23,12 @@ from typing import Any
 from fraud_platform.governance.secrets import signing_key
 
 KEY_ENV = "FRAUD_CARD_TOKEN_KEY"
-_CANDIDATE = re.compile(r"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
+_CANDIDATE = re.compile(
+    r"(?<![\d-])(?:\d{13,19}"
+    r"|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?"
+    r"|\d{4}([ -])\d{6}\2\d{5})(?![\d-])"
+)
+NETWORK_DIGITS = "23456"  # Mastercard 2-series, Amex/Diners/JCB, Visa, Mastercard, Discover...
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 
 
@@ -35,14 +42,14 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def is_pan(digits: str) -> bool:
+    return 13 <= len(digits) <= 19 and digits[0] in NETWORK_DIGITS and luhn_valid(digits)
+
+
 def find_pans(text: str) -> list[str]:
     """The card numbers in `text`, digits only."""
-    found = []
-    for match in _CANDIDATE.finditer(text):
-        digits = re.sub(r"[ -]", "", match.group())
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            found.append(digits)
-    return found
+    digit_runs = (re.sub(r"[ -]", "", match.group()) for match in _CANDIDATE.finditer(text))
+    return [digits for digits in digit_runs if is_pan(digits)]
 
 
 def card_token(pan: str, key: bytes | None = None) -> str:
@@ -53,17 +60,15 @@ def card_token(pan: str, key: bytes | None = None) -> str:
 def protect_card(pan: str, key: bytes | None = None) -> dict[str, str]:
     """What may be stored of a card: {"card_last4", "card_token"}; the PAN itself is not."""
     digits = re.sub(r"\D", "", pan)
-    if not (13 <= len(digits) <= 19 and luhn_valid(digits)):
-        raise ValueError("not a card number (13-19 digits passing the Luhn check)")
+    if not is_pan(digits):
+        raise ValueError("not a card number (13-19 digits of a card network passing Luhn)")
     return {"card_last4": digits[-4:], "card_token": card_token(digits, key)}
 
 
 def redact(text: str) -> str:
     def mask(match: re.Match) -> str:
         digits = re.sub(r"[ -]", "", match.group())
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            return f"****{digits[-4:]}"
-        return match.group()
+        return f"****{digits[-4:]}" if is_pan(digits) else match.group()
 
     return _EMAIL.sub("<email>", _CANDIDATE.sub(mask, text))
 

@@ -2,21 +2,20 @@
 transactions with their matured labels, predictions, dimensions, daily metrics; a second
 run changes nothing."""
 
-import random
 from datetime import UTC, date, datetime
 
 import dagster as dg
-import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
 from assets import warehouse as assets
 from assets.processed import processed_transactions
 from assets.raw import raw_labels, raw_transactions
-from fraud_platform.lake import PREDICTIONS, PREDICTIONS_SCHEMA, parquet_bytes, write_atomically
 from fraud_platform.resources import LakeResource, SparkResource, WarehouseResource
 from fraud_platform.simulation.history import write_history
 from fraud_platform.simulation.reference import build_world
+
+from .lake_support import write_predictions
 
 DAYS = ["2025-06-02", "2025-06-03", "2025-06-04"]
 WAREHOUSE_ASSETS = [
@@ -31,29 +30,6 @@ RANGE = {
     "dagster/asset_partition_range_start": DAYS[0],
     "dagster/asset_partition_range_end": DAYS[-1],
 }
-
-
-def write_predictions(lake: LakeResource, day: str) -> pa.Table:
-    """A prediction for every transaction of `day`, as the archiver writes them."""
-    transactions = ds.dataset(f"{lake.root}/raw/transactions/date={day}", format="parquet")
-    rows = transactions.to_table(columns=["transaction_id", "timestamp"]).to_pylist()
-    rng = random.Random(7)
-    predictions = pa.Table.from_pylist(
-        [
-            {"prediction_id": f"p-{r['transaction_id']}", "transaction_id": r["transaction_id"],
-             "fraud_probability": p, "decision": "decline" if p >= 0.9 else
-             "review" if p >= 0.5 else "approve", "model_version": "v1",
-             "features_used": "{}", "prediction_latency_ms": 4.0, "timestamp": r["timestamp"],
-             "source_partition": 0, "source_offset": i}
-            for i, r in enumerate(rows) for p in [rng.random()]
-        ],
-        PREDICTIONS_SCHEMA,
-    )  # fmt: skip
-    filesystem, base = lake.filesystem()
-    millis = int(rows[0]["timestamp"].timestamp() * 1000)
-    path = f"{base}/{PREDICTIONS.partition_dir(millis)}/part-test.parquet"
-    write_atomically(filesystem, path, parquet_bytes(predictions))
-    return predictions
 
 
 @pytest.fixture(scope="module")

@@ -93,3 +93,52 @@ def test_concurrent_processes_keep_one_chain(governance):
         worker.join()
     result = audit.verify()
     assert result.ok and result.entries == 100
+
+
+def test_setting_and_role_changes_are_audited(tmp_path, monkeypatch):
+    from fraud_platform.config import Settings
+    from fraud_platform.governance import rbac
+
+    settings = Settings(home=tmp_path)
+    assert audit.note_changes(settings) == []  # the first look only remembers
+    moved = Settings(home=tmp_path, lake_root="s3://lake/prod")
+    (change,) = audit.note_changes(moved)
+    assert change["action"] == "config.change"
+    assert change["details"]["lake_root"]["to"] == "s3://lake/prod"
+
+    wider = rbac.Role("analyst", frozenset({rbac.Right.READ_AGGREGATES, rbac.Right.READ_RAW}), "")
+    monkeypatch.setitem(rbac.ROLES, "analyst", wider)
+    (grant,) = audit.note_changes(moved)
+    assert grant["action"] == "permission.change"
+    assert grant["details"]["analyst"]["to"] == ["read_aggregates", "read_raw"]
+    assert audit.note_changes(moved) == []
+
+
+def test_the_verify_command_fails_on_a_tampered_log(governance):
+    from click.testing import CliRunner
+
+    from fraud_platform.cli import main
+
+    write_entries()
+    assert CliRunner().invoke(main, ["audit", "verify"]).exit_code == 0
+    rewrite(governance, removed)
+    outcome = CliRunner().invoke(main, ["audit", "verify"])
+    assert outcome.exit_code == 1
+    assert "does not follow" in outcome.output
+
+
+def test_a_finished_dagster_run_is_audited(governance):
+    import dagster as dg
+
+    from sensors.audit import audit_run
+
+    @dg.asset
+    def probe() -> int:
+        return 1
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([probe], instance=instance, tags={"dagster/user": "jane"})
+        entry = audit_run(instance, instance.get_run_by_id(result.run_id), "succeeded")
+    assert (entry["actor"], entry["action"], entry["outcome"]) == ("jane", "dagster.run",
+                                                                   "succeeded")  # fmt: skip
+    assert entry["details"]["assets"] == ["probe"]

@@ -35,6 +35,11 @@ def test_a_non_card_number_is_refused():
         ("5500 0000 0000 0004", ["5500000000000004"]),
         ("order 4111111111111112 (fails Luhn)", []),
         ("txn_1234567890123", []),  # 13 digits failing Luhn
+        ("sim5-20250604-0000003", []),  # an id with digit groups, not a card's
+        ("20250604-0000003 and 2025 0604 0000 0034", []),
+        ("4111-1111 1111-1111", []),  # mixed separators: no card is printed so
+        ("9111111111111111 passes Luhn, no network starts with 9", []),
+        ("amex 3782 822463 10005", ["378282246310005"]),
         ("amount 127.50 at 2024-12-12T10:30:45", []),
     ],
 )

@@ -1,0 +1,189 @@
+"""The right to be forgotten, across every store: a user found in Redis, each lake layer
+(raw, labels, predictions, processed, features, training sets, dead letters, reference,
+reports) and the warehouse is erased by the Dagster job and by the CLI, verified gone, and
+nobody else's data changes; the audit log and the request keep only a pseudonym."""
+
+import json
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+
+from assets import warehouse as warehouse_assets
+from assets.features import entity_profiles, transaction_features
+from assets.governance import gdpr_erasure
+from assets.processed import processed_transactions
+from assets.raw import raw_labels, raw_transactions
+from assets.training import training_set
+from fraud_platform.cli import main
+from fraud_platform.contracts import TRANSACTION
+from fraud_platform.governance import audit, gdpr
+from fraud_platform.lake import (
+    DEAD_LETTERS_SCHEMA,
+    PREDICTIONS,
+    RAW_TRANSACTIONS,
+    dataset,
+    dead_letter_table,
+    parquet_bytes,
+    write_atomically,
+)
+from fraud_platform.resources import LakeResource, RedisResource, SparkResource, WarehouseResource
+from fraud_platform.simulation.history import write_history
+from fraud_platform.simulation.reference import build_world
+
+from .lake_support import write_predictions
+
+pytestmark = pytest.mark.integration
+DAYS = ["2025-06-02", "2025-06-03", "2025-06-04"]
+RANGE = {
+    "dagster/asset_partition_range_start": DAYS[0],
+    "dagster/asset_partition_range_end": DAYS[-1],
+}
+LAYERS = {
+    "lake:raw/transactions", "lake:raw/predictions", "lake:labels/fraud_investigations",
+    "lake:processed/transactions", "lake:processed/features", "lake:processed/training_sets",
+    "lake:processed/aggregates", "lake:dead_letters/dlq-invalid", "lake:reference/users",
+    "lake:analytics/reports",
+    "redis", "warehouse:transactions_fact", "warehouse:model_predictions_fact",
+    "warehouse:users_dimension",
+}  # fmt: skip
+
+
+def plant_dead_letter(lake: LakeResource, user_id: str) -> None:
+    """A rejected record of the user, as the validator's dead-letter archive keeps it."""
+    record = {"transaction_id": "dlq-1", "user_id": user_id, "merchant_id": "m", "amount": -1.0,
+              "currency": "EUR", "timestamp": 1_748_900_000_000, "location": None,
+              "country": "FR", "device": None, "device_id": None, "channel": None,
+              "card_last4": None}  # fmt: skip
+    row = {name: None for name in DEAD_LETTERS_SCHEMA.names} | {
+        "transaction_id": "dlq-1", "reason": "negative_amount", "original_key": user_id.encode(),
+        "original_value": TRANSACTION.encode(record),
+    }  # fmt: skip
+    table = dead_letter_table("dlq-invalid")
+    filesystem, base = lake.filesystem()
+    write_atomically(filesystem, f"{base}/{table.path}/date={DAYS[1]}/part-test.parquet",
+                     parquet_bytes(pa.Table.from_pylist([row], DEAD_LETTERS_SCHEMA)))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory, stack, settings, spark):
+    """Three processed days with features, profiles in Redis, a training set, predictions,
+    a dead letter, a report, and the warehouse loaded."""
+    root = tmp_path_factory.mktemp("gdpr")
+    lake = LakeResource(root=str(root / "lake"))
+    write_history(lake, build_world(seed=5, n_users=300, n_merchants=200), days=4,
+                  volume=1_500, end=date(2025, 6, 5))  # fmt: skip
+    write_predictions(lake, DAYS[1])
+    redis = RedisResource(url=settings.redis_url.rsplit("/", 1)[0] + "/14")
+    redis.client().flushdb()
+    warehouse = WarehouseResource(duckdb_path=str(root / "warehouse.duckdb"))
+    resources = {"lake": lake, "spark": SparkResource(shuffle_partitions=4), "redis": redis,
+                 "warehouse": warehouse}  # fmt: skip
+    with dg.instance_for_test() as instance:
+        graph = [raw_transactions, raw_labels, processed_transactions, transaction_features,
+                 entity_profiles]  # fmt: skip
+        assert dg.materialize(graph, instance=instance, resources=resources, tags=RANGE).success
+        window = {"window_days": 3, "delay_days": 1, "test_days": 1}
+        assert dg.materialize(
+            [training_set], instance=instance, resources=resources, partition_key=DAYS[-1],
+            run_config={"ops": {"training__training_set": {"config": window}}},
+        ).success  # fmt: skip
+        warehouse_graph = [warehouse_assets.users_dimension, warehouse_assets.merchants_dimension,
+                           warehouse_assets.date_dimension, warehouse_assets.transactions_fact,
+                           warehouse_assets.model_predictions_fact]  # fmt: skip
+        assert dg.materialize(warehouse_graph, instance=instance, resources=resources,
+                              tags=RANGE).success  # fmt: skip
+    return resources
+
+
+def victim_on(lake: LakeResource, predicted_day: str) -> str:
+    """A user with a prediction (and so a row in nearly every layer) not taken yet."""
+    predictions = dataset(lake, f"{PREDICTIONS.path}/date={predicted_day}").to_table()
+    predicted = set(predictions["transaction_id"].to_pylist())
+    raw = dataset(lake, RAW_TRANSACTIONS.path).to_table(columns=["transaction_id", "user_id"])
+    labelled = set(dataset(lake, "labels/fraud_investigations").to_table()["transaction_id"]
+                   .to_pylist())  # fmt: skip
+    for row in raw.to_pylist():
+        if row["transaction_id"] in predicted & labelled:
+            return row["user_id"]
+    raise AssertionError("no user with a labelled, predicted transaction")
+
+
+def plant(stores, user_id: str) -> None:
+    lake, client = stores["lake"], stores["redis"].client()
+    plant_dead_letter(lake, user_id)
+    client.hset(f"user:{user_id}:agg:1h", mapping={"count": 3})
+    filesystem, base = lake.filesystem()
+    report = {"top_users": [user_id, "user_somebody_else"], "note": f"{user_id} spiked"}
+    write_atomically(filesystem, f"{base}/analytics/reports/top-users-{len(user_id)}.json",
+                     json.dumps(report).encode())  # fmt: skip
+
+
+def others(lake: LakeResource, user_id: str) -> int:
+    table = dataset(lake, RAW_TRANSACTIONS.path).to_table(columns=["user_id"])
+    return sum(1 for u in table["user_id"].to_pylist() if u != user_id)
+
+
+def assert_forgotten(stores, user_id: str, before_others: int, audit_dir) -> None:
+    lake = stores["lake"]
+    left = gdpr.find_traces(lake, stores["redis"].client(), stores["warehouse"], user_id)
+    assert left.counts == {}
+    assert others(lake, user_id) == before_others  # nobody else's rows changed
+    alias = gdpr.pseudonym(user_id)
+    (request,) = [r for r in gdpr.requests(lake) if r["pseudonym"] == alias]
+    assert request["status"] == "verified" and request["days_left"] >= 29
+    filesystem, base = lake.filesystem()
+    with filesystem.open_input_stream(f"{base}/{gdpr.REQUESTS}") as f:
+        assert user_id not in f.read().decode()
+    erased = [e for e in audit.entries() if e["action"] == "gdpr.erase" and e["target"] == alias]
+    assert erased and erased[-1]["outcome"] == "ok"
+    assert all(user_id not in p.read_text() for p in audit_dir.glob("audit-*.jsonl"))
+
+
+def test_the_dagster_job_forgets_a_user_in_every_store(stores, governance):
+    lake = stores["lake"]
+    user_id = victim_on(lake, DAYS[1])
+    plant(stores, user_id)
+    found = gdpr.find_traces(lake, stores["redis"].client(), stores["warehouse"], user_id)
+    assert set(found.counts) == LAYERS  # the user is everywhere before
+    before_others = others(lake, user_id)
+
+    request = gdpr.receive(lake, user_id)
+    result = gdpr_erasure.execute_in_process(
+        resources={k: stores[k] for k in ("lake", "redis", "warehouse")},
+        run_config={"ops": {"erase_user_data": {"config": {"request_id": request["request_id"]}}}},
+    )
+    assert result.success and result.output_for_node("erase_user_data") == "verified"
+    assert_forgotten(stores, user_id, before_others, governance)
+    text = next(Path(lake.root).glob("analytics/reports/top-users-*.json")).read_text()
+    assert user_id not in text and gdpr.pseudonym(user_id) in text
+    assert "user_somebody_else" in text
+
+
+def test_the_cli_forgets_a_user_and_verifies_it(stores, governance, monkeypatch):
+    lake = stores["lake"]
+    user_id = victim_on(lake, DAYS[1])  # the first victim has no rows left to be chosen
+    plant(stores, user_id)
+    before_others = others(lake, user_id)
+    monkeypatch.setenv("FRAUD_LAKE_ROOT", lake.root)
+    monkeypatch.setenv("FRAUD_REDIS_URL", stores["redis"].url)
+    monkeypatch.setenv("FRAUD_DUCKDB_PATH", stores["warehouse"].duckdb_path)
+    runner = CliRunner()
+    assert runner.invoke(main, ["gdpr", "verify", "--user", user_id]).exit_code == 1
+    erased = runner.invoke(main, ["gdpr", "erase", "--user", user_id])
+    assert erased.exit_code == 0, erased.output
+    assert runner.invoke(main, ["gdpr", "verify", "--user", user_id]).exit_code == 0
+    assert_forgotten(stores, user_id, before_others, governance)
+
+
+def test_an_analyst_may_not_erase(stores, monkeypatch):
+    request = gdpr.receive(stores["lake"], "user_nobody")
+    monkeypatch.setenv("FRAUD_ROLE", "analyst")
+    from fraud_platform.governance.rbac import AccessDenied
+
+    with pytest.raises(AccessDenied, match="erase_user_data"):
+        gdpr.erase(stores["lake"], stores["redis"].client(), stores["warehouse"],
+                   request["request_id"])  # fmt: skip
