@@ -202,12 +202,15 @@ def dead_letter_row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def quarantine_row(message: Any, reason: str) -> dict[str, Any]:
-    """A Kafka message that could not be archived, kept whole with the reason."""
+    """A Kafka message that could not be archived, kept whole (any card number in it masked)
+    with the reason."""
+    from fraud_platform.governance.pci import mask_pans_in_bytes
+
     return {
         "source_partition": message.partition(),
         "source_offset": message.offset(),
-        "original_key": message.key(),
-        "original_value": message.value(),
+        "original_key": mask_pans_in_bytes(message.key()),
+        "original_value": mask_pans_in_bytes(message.value()),
         "reason": reason,
     }
 
@@ -243,6 +246,7 @@ def read_json(filesystem: pafs.FileSystem, path: str) -> Any | None:
 # Layers written by the Spark batch (Hive partitions by date).
 PROCESSED_TRANSACTIONS_PATH = "processed/transactions"
 TRANSACTION_FEATURES_PATH = "processed/features"
+TRAINING_SETS_PATH = "processed/training_sets"
 
 
 def dataset(lake, path: str):

@@ -27,13 +27,21 @@ def alerts_file(tmp_path, monkeypatch):
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_governance(tmp_path_factory):
+    """The whole session (module fixtures too) signs with test keys, acts as the architect
+    (the role the orchestrator runs as) and audits away from the platform's real log."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FRAUD_AUDIT_DIR", str(tmp_path_factory.mktemp("audit")))
+        for name in ("FRAUD_AUDIT_KEY", "FRAUD_CARD_TOKEN_KEY", "FRAUD_PSEUDONYM_KEY"):
+            env.setenv(name, f"test-{name.lower()}")
+        env.setenv("FRAUD_ACTOR", "pytest")
+        env.setenv("FRAUD_ROLE", "ml_architect")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def governance(tmp_path, monkeypatch):
-    """Each test audits into its own log, signs with test keys, and acts as the architect
-    (the role the orchestrator runs as) unless it says otherwise."""
+    """Each test audits into its own log (returned), so it sees its own entries only."""
     monkeypatch.setenv("FRAUD_AUDIT_DIR", str(tmp_path / "audit"))
-    monkeypatch.setenv("FRAUD_AUDIT_KEY", "test-audit-key")
-    monkeypatch.setenv("FRAUD_CARD_TOKEN_KEY", "test-card-token-key")
-    monkeypatch.setenv("FRAUD_ACTOR", "pytest")
-    monkeypatch.setenv("FRAUD_ROLE", "ml_architect")
     return tmp_path / "audit"

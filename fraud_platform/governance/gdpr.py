@@ -157,9 +157,6 @@ def _lake_files(lake) -> list[str]:
 def user_transactions(lake, user_id: str) -> pa.Array:
     """The ids of the user's transactions, raw and processed (labels and predictions know a
     transaction only by its id)."""
-
-    from fraud_platform.lake import dataset, existing_dates  # noqa: F401
-
     filesystem, base = lake.filesystem()
     found = []
     for path in (RAW_TRANSACTIONS.path, PROCESSED_TRANSACTIONS_PATH):

@@ -7,6 +7,9 @@
   the printed groups of a card (4-4-4-4[-3], Amex 4-6-5) split by spaces or dashes, starting
   with a card network's digit (2-6) and passing the Luhn check. Ids that merely contain digits
   (`sim5-20250604-0000003`) are not card numbers.
+- `mask_pans_in_bytes` does the same to a message's raw bytes: what the validator and the
+  archiver keep of a rejected or undecodable message (a producer that sent a full number
+  gets its record dead-lettered with the number masked, never stored);
 - `redact` / `redact_value` mask PANs (keeping the last 4) and e-mail addresses in text and in
   nested values, for logs and the audit log; `install_redaction` does it for every log record
   a process creates (the platform installs it on import).
@@ -71,6 +74,25 @@ def redact(text: str) -> str:
         return f"****{digits[-4:]}" if is_pan(digits) else match.group()
 
     return _EMAIL.sub("<email>", _CANDIDATE.sub(mask, text))
+
+
+def mask_pans_in_bytes(data: bytes | None) -> bytes | None:
+    """`data` with every card number's digits but the last 4 replaced by `*`, byte for byte:
+    the length does not change, so an Avro record stays decodable (its string lengths hold)
+    and a dead letter keeps everything but the number."""
+    if not data:
+        return data
+    text = data.decode("latin-1")
+
+    def mask(match: re.Match) -> str:
+        printed = match.group()
+        if not is_pan(re.sub(r"[ -]", "", printed)):
+            return printed
+        keep = len(printed) - 4
+        return re.sub(r"\d", "*", printed[:keep]) + printed[keep:]
+
+    masked = _CANDIDATE.sub(mask, text)
+    return data if masked == text else masked.encode("latin-1")
 
 
 def redact_value(value: Any) -> Any:

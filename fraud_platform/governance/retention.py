@@ -23,6 +23,7 @@ from fraud_platform.lake import (
     PREDICTIONS,
     PROCESSED_TRANSACTIONS_PATH,
     RAW_TRANSACTIONS,
+    TRAINING_SETS_PATH,
     TRANSACTION_FEATURES_PATH,
 )
 from fraud_platform.models import registry
@@ -51,7 +52,7 @@ TRANSACTIONS = Retention(
 )  # fmt: skip
 TRAINING_DATA = Retention(
     "training data",
-    (TRANSACTION_FEATURES_PATH, "processed/training_sets"),
+    (TRANSACTION_FEATURES_PATH, TRAINING_SETS_PATH),
     delete_after_days=90,
 )
 MODELS = Retention("models", (registry.CANDIDATES,), archive_after_days=YEAR)

@@ -92,7 +92,18 @@ def _column(source: pa.Table, rule: dict[str, Any], field: str) -> pa.Array:
     if "template" in rule:
         prefix, suffix = rule["template"].split("{}")
         column = pc.binary_join_element_wise(prefix, pc.cast(column, pa.string()), suffix, "")
+    if rule.get("card_number"):  # a full card number: only its last 4 digits are kept
+        column = pa.array([_last4(v) for v in column.to_pylist()], pa.string())
     return column
+
+
+def _last4(value: Any) -> str | None:
+    from fraud_platform.governance.pci import protect_card
+
+    try:
+        return protect_card(str(value))["card_last4"] if value is not None else None
+    except ValueError:
+        return None  # not a card number: nothing of it is kept
 
 
 def _timestamps(column: pa.Array) -> pa.Array:

@@ -25,6 +25,7 @@ from typing import Any
 
 from fraud_platform.config import Settings
 from fraud_platform.contracts import DEAD_LETTER
+from fraud_platform.governance.pci import mask_pans_in_bytes
 from fraud_platform.ingestion.metrics import IngestionMetrics
 from fraud_platform.ingestion.rules import (
     DUPLICATES,
@@ -293,11 +294,12 @@ class Validator:
     def _dead_letter(
         self, m: Any, transaction_id: str | None, rejection: Rejection, rejected_at: int
     ) -> None:
-        """The envelope keeps the original bytes, the reason and where the message came from."""
+        """The envelope keeps the original bytes (any card number in them masked), the
+        reason and where the message came from."""
         envelope = DEAD_LETTER.encode(
             {
-                "original_key": m.key(),
-                "original_value": m.value(),
+                "original_key": mask_pans_in_bytes(m.key()),
+                "original_value": mask_pans_in_bytes(m.value()),
                 "reason": rejection.reason,
                 "detail": rejection.detail,
                 "source_topic": m.topic(),

@@ -18,9 +18,8 @@ import pandas as pd
 
 from fraud_platform.batch.processing import date_range, read_dates
 from fraud_platform.features.catalog import CATEGORICAL_FEATURES, DAY_MS, MODEL_FEATURES
-from fraud_platform.lake import LABELS, TRANSACTION_FEATURES_PATH
+from fraud_platform.lake import LABELS, TRAINING_SETS_PATH, TRANSACTION_FEATURES_PATH
 
-TRAINING_SETS_PATH = "processed/training_sets"
 FEATURES = [*MODEL_FEATURES, *CATEGORICAL_FEATURES]
 
 

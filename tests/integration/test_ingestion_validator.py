@@ -9,6 +9,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from fraud_platform.contracts import DEAD_LETTER, TRANSACTION
+from fraud_platform.governance.pci import find_pans, mask_pans_in_bytes
 
 from .ingestion_support import TopicSet, bad_inputs, run_validator, transaction
 
@@ -41,10 +42,16 @@ def test_every_message_is_accounted_for_with_its_reason_and_original_bytes(setti
         for message in messages:
             envelope = DEAD_LETTER.decode(message.value())
             assert envelope["source_topic"] == topics.name("transactions-ingest")
-            assert envelope["original_value"] == by_offset[envelope["source_offset"]]
+            # The original bytes, but for a card number's digits (masked, same length).
+            assert envelope["original_value"] == mask_pans_in_bytes(
+                by_offset[envelope["source_offset"]]
+            )
+            assert not find_pans((envelope["original_value"] or b"").decode("latin-1"))
             assert envelope["detail"]
             reasons[envelope["reason"]] += 1
     assert reasons["duplicate"] == 1
+    masked = [v for v in by_offset.values() if mask_pans_in_bytes(v) != v]
+    assert len(masked) == 1  # the record that carried a full card number
     assert reasons["missing_field"] == 4
     assert {"undecodable", "oversized", "amount_out_of_range", "unknown_currency"} <= set(reasons)
     assert {"timestamp_in_future", "timestamp_too_old", "wrong_contract"} <= set(reasons)

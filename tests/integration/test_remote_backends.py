@@ -20,8 +20,11 @@ def test_lake_reads_and_writes_parquet_on_s3(s3_endpoint, s3_bucket, tmp_path):
     settings = Settings(
         home=tmp_path, lake_root=f"s3://{s3_bucket}/prod", s3_endpoint_url=s3_endpoint
     )
-    lake = build_resources(settings)["lake"]
+    resources = build_resources(settings)
+    lake = resources["lake"]
     assert isinstance(lake, LakeResource) and lake.is_s3
+    buckets = resources["s3"].get_client().list_buckets()["Buckets"]  # dagster-aws's client
+    assert s3_bucket in {b["Name"] for b in buckets}
     assert lake.uri("raw", "transactions") == f"s3a://{s3_bucket}/prod/raw/transactions"
 
     filesystem, base = lake.filesystem()

@@ -84,6 +84,7 @@ def test_a_csv_with_its_own_mapping(tmp_path):
                 "value": [10.5, 99.0],
                 "ccy": ["EUR", "USD"],
                 "at": ["2024-12-12 10:30:45", "2024-12-12 11:00:00"],
+                "pan": ["4111 1111 1111 1111", "not a card"],
             }
         ),
         csv,
@@ -99,6 +100,7 @@ transaction:
   amount: {column: value}
   currency: {column: ccy}
   timestamp: {column: at}
+  card_last4: {column: pan, card_number: true}
 """
     )
     rows, labels = import_to_lake(
@@ -108,6 +110,8 @@ transaction:
     raw = read(tmp_path / "lake", "raw/transactions").sort_by("transaction_id")
     assert raw["transaction_id"].to_pylist() == ["bank-1", "bank-2"]
     assert raw["currency"].to_pylist() == ["EUR", "USD"]
+    assert raw["card_last4"].to_pylist() == ["1111", None]  # never the full number
+    assert "4111" not in str(raw.to_pylist())
 
 
 def test_mapping_errors_name_the_field_or_column(tmp_path):

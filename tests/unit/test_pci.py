@@ -51,8 +51,38 @@ def test_redaction_masks_card_numbers_and_emails():
     assert redact(f"{VISA} from jane.doe@example.com") == "****1111 from <email>"
 
 
-def test_every_log_record_of_a_platform_process_is_redacted(caplog):
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_every_log_record_of_a_platform_process_is_redacted():
     logger = logging.getLogger("any.library.at.all")  # not a platform logger
-    with caplog.at_level(logging.INFO, logger=logger.name):
+    collect = Collect()
+    logger.addHandler(collect)
+    logger.setLevel(logging.INFO)
+    try:
         logger.info("charging %s for %s", VISA, "jane@example.com")
-    assert caplog.messages == ["charging ****1111 for <email>"]
+    finally:
+        logger.removeHandler(collect)
+    assert collect.messages == ["charging ****1111 for <email>"]
+
+
+def test_masking_bytes_keeps_an_avro_record_decodable():
+    from fraud_platform.contracts import TRANSACTION
+    from fraud_platform.governance.pci import mask_pans_in_bytes
+
+    record = {"transaction_id": "t-1", "user_id": "u", "merchant_id": "m", "amount": 1.0,
+              "currency": "EUR", "timestamp": 1, "location": None, "country": "FR",
+              "device": None, "device_id": None, "channel": None, "card_last4": VISA}  # fmt: skip
+    encoded = TRANSACTION.encode(record)
+    masked = mask_pans_in_bytes(encoded)
+    assert len(masked) == len(encoded) and VISA.encode() not in masked
+    assert TRANSACTION.decode(masked)["card_last4"] == "************1111"
+    assert TRANSACTION.decode(masked)["transaction_id"] == "t-1"
+    clean = TRANSACTION.encode(record | {"card_last4": "1111"})
+    assert mask_pans_in_bytes(clean) is clean
