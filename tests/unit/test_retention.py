@@ -83,3 +83,21 @@ def test_lifecycle_rules_cover_every_tier_under_the_lake_prefix():
         expiry = rule.get("Expiration", {}).get("Days")
         last_move = max((t["Days"] for t in rule.get("Transitions", [])), default=0)
         assert expiry is None or expiry > last_move  # S3 refuses expiring before moving
+
+
+def test_the_dagster_job_lists_on_a_dry_run_then_retires(tmp_path, monkeypatch):
+    from dagster_aws.s3 import S3Resource
+
+    from assets.governance import retention_cleanup
+
+    monkeypatch.setenv("FRAUD_PLATFORM_HOME", str(tmp_path / "home"))
+    lake = build_lake(tmp_path / "lake")
+    resources = {"lake": lake, "s3": S3Resource()}
+    old = tmp_path / "lake/raw/transactions/date=2019-11-01"  # more than 7 years before today
+    for dry_run, still_there in ((True, True), (False, False)):
+        result = retention_cleanup.execute_in_process(
+            resources=resources,
+            run_config={"ops": {"enforce_retention": {"config": {"dry_run": dry_run}}}},
+        )
+        assert result.success and result.output_for_node("enforce_retention") >= 3
+        assert old.exists() is still_there
