@@ -5,9 +5,13 @@ Each daily partition merges its day's facts; reloading a day changes nothing. La
 transactions, and each day's load applies the verdicts completed that day to whichever
 transactions they judge. The metrics of a day are recomputed for the 30 days before it too,
 the time labels take to mature.
+
+Between nightly runs, the `warehouse_hourly` job loads today's partial day from the raw layer
+the archiver fills; the nightly run then reloads that day from the processed layer, by the
+same keys.
 """
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
@@ -15,6 +19,7 @@ import pyarrow as pa
 from assets.processed import processed_transactions
 from assets.raw import raw_labels, raw_predictions
 from fraud_platform.batch.metadata import partition_dates, preview, timed
+from fraud_platform.lake import PROCESSED_TRANSACTIONS_PATH, RAW_TRANSACTIONS
 from fraud_platform.partitions import daily
 from fraud_platform.resources import LakeResource, WarehouseResource
 from fraud_platform.warehouse import sources
@@ -95,15 +100,9 @@ def transactions_fact(
     """The day's processed transactions, with every matured label known for them, plus the
     labels completed that day on older transactions."""
     dates = partition_dates(context)
-    rows = sources.transaction_rows(lake, dates)
-    if rows is None:
+    metadata = load_transactions(lake, warehouse, dates, PROCESSED_TRANSACTIONS_PATH)
+    if metadata is None:
         raise dg.Failure(f"no processed transactions for {dates[0]}..{dates[-1]} in the lake")
-    metadata = load_rows(warehouse, TRANSACTIONS_FACT, rows, update=sources.TRANSACTION_ATTRIBUTES)
-    labels = sources.label_rows(lake, dates, dates)
-    with warehouse.connect() as connection:
-        metadata["labels_applied"] = upsert(connection, warehouse.backend, TRANSACTIONS_FACT,
-                                            labels, update=sources.LABEL_COLUMNS,
-                                            insert=False)  # fmt: skip
     return dg.MaterializeResult(metadata={"dates": ", ".join(dates), **metadata})
 
 
@@ -126,7 +125,31 @@ def daily_business_metrics(
     of what it flagged; recomputed back to the days whose labels may still be maturing."""
     dates = partition_dates(context)
     first = date.fromisoformat(dates[0]) - timedelta(days=LABEL_MATURITY_DAYS)
-    first_id, last_id = date_id(first), date_id(date.fromisoformat(dates[-1]))
+    return dg.MaterializeResult(
+        metadata=refresh_metrics(warehouse, first, date.fromisoformat(dates[-1]))
+    )
+
+
+def load_transactions(lake: LakeResource, warehouse: WarehouseResource, dates: list[str],
+                      path: str) -> dict | None:  # fmt: skip
+    """Merge the transactions of `dates` from the lake folder `path`, then every verdict
+    known for them and every verdict completed on those dates; None if there are none."""
+    rows = sources.transaction_rows(lake, dates, path)
+    if rows is None:
+        return None
+    metadata = load_rows(warehouse, TRANSACTIONS_FACT, rows, update=sources.TRANSACTION_ATTRIBUTES)
+    labels = sources.label_rows(lake, dates, dates)
+    with warehouse.connect() as connection:
+        metadata["labels_applied"] = upsert(connection, warehouse.backend, TRANSACTIONS_FACT,
+                                            labels, update=sources.LABEL_COLUMNS,
+                                            insert=False)  # fmt: skip
+    return metadata
+
+
+def refresh_metrics(warehouse: WarehouseResource, first: date, last: date) -> dict:
+    """Recompute the daily metrics of `first`..`last` and publish the aggregates to the
+    analysts' database; the run's metadata."""
+    first_id, last_id = date_id(first), date_id(last)
     with warehouse.connect() as connection:
         create_tables(connection)
         refresh_daily_metrics(connection, first_id, last_id)
@@ -136,14 +159,45 @@ def daily_business_metrics(
             if warehouse.backend == "duckdb"
             else []  # on Snowflake, the analyst's role is granted these tables instead
         )
-    return dg.MaterializeResult(
-        metadata={
-            "days_recomputed": len(metrics),
-            "metrics": preview(metrics[-7:]),
-            "published_to_analysts": dg.MetadataValue.json(published),
-        }
-    )
+    return {
+        "days_recomputed": len(metrics),
+        "metrics": preview(metrics[-7:]),
+        "published_to_analysts": dg.MetadataValue.json(published),
+    }
 
+
+class HourlyConfig(dg.Config):
+    day: str = ""  # yyyy-mm-dd; today (UTC) when empty
+
+
+@dg.op(description="Today so far, from the raw lake the archiver fills: transactions, "
+       "predictions, labels completed today, today's metrics.")  # fmt: skip
+def refresh_today(
+    config: HourlyConfig, lake: LakeResource, warehouse: WarehouseResource
+) -> dg.Output[int]:
+    today = date.fromisoformat(config.day) if config.day else datetime.now(UTC).date()
+    dates = [today.isoformat()]
+    transactions = load_transactions(lake, warehouse, dates, RAW_TRANSACTIONS.path) or {}
+    predictions = load_rows(warehouse, MODEL_PREDICTIONS_FACT, sources.prediction_rows(lake, dates))
+    load_rows(warehouse, DATE_DIMENSION, date_rows(today, today, warehouse.holiday_country))
+    metrics = refresh_metrics(warehouse, today, today)
+    merged = transactions.get("rows_merged", 0)
+    return dg.Output(merged, metadata={
+        "date": dates[0], "transactions_merged": merged,
+        "labels_applied": transactions.get("labels_applied", 0),
+        "predictions_merged": predictions["rows_merged"], **metrics,
+    })  # fmt: skip
+
+
+@dg.job(description="The warehouse between nightly runs: today's partial day, every hour. The "
+        "nightly run reloads the day from the processed layer (same keys: no copies).")  # fmt: skip
+def warehouse_hourly() -> None:
+    refresh_today()
+
+
+warehouse_hourly_schedule = dg.ScheduleDefinition(
+    job=warehouse_hourly, cron_schedule="5 * * * *", default_status=dg.DefaultScheduleStatus.RUNNING
+)
 
 defs = dg.Definitions(
     assets=[
@@ -153,5 +207,7 @@ defs = dg.Definitions(
         transactions_fact,
         model_predictions_fact,
         daily_business_metrics,
-    ]
+    ],
+    jobs=[warehouse_hourly],
+    schedules=[warehouse_hourly_schedule],
 )

@@ -57,9 +57,12 @@ def _read(lake, path: str, dates: Iterable[str]) -> pa.Table | None:
     return pa.concat_tables(tables, promote_options="default")
 
 
-def transaction_rows(lake, dates: list[str]) -> pa.Table | None:
-    """The processed transactions of `dates` (without labels), or None if there are none."""
-    processed = _read(lake, PROCESSED_TRANSACTIONS_PATH, dates)
+def transaction_rows(
+    lake, dates: list[str], path: str = PROCESSED_TRANSACTIONS_PATH
+) -> pa.Table | None:
+    """The transactions of `dates` (without labels) from the processed layer, or from the
+    raw one for a day not processed yet; None if there are none."""
+    processed = _read(lake, path, dates)
     if processed is None:
         return None
     return pa.table({

@@ -149,3 +149,32 @@ def test_the_audit_log_is_searchable_in_the_warehouse_and_a_tampered_one_is_refu
     assert not result.success
     failure = result.get_asset_materialization_events() or result.all_events
     assert any("entry 0 was altered" in str(e.event_specific_data) for e in failure)
+
+
+def test_the_hourly_job_loads_a_day_from_the_raw_lake_before_it_is_processed(tmp_path):
+    from assets.warehouse import warehouse_hourly
+
+    day = "2025-06-10"  # only raw data: the archiver's, before the nightly processing
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    write_history(lake, build_world(seed=5, n_users=300, n_merchants=200), days=1,
+                  volume=800, end=date(2025, 6, 11))  # fmt: skip
+    predictions = write_predictions(lake, day)
+    warehouse = WarehouseResource(duckdb_path=str(tmp_path / "warehouse.duckdb"))
+    for _ in range(2):  # hourly: the second run adds no copies
+        result = warehouse_hourly.execute_in_process(
+            resources={"lake": lake, "warehouse": warehouse},
+            run_config={"ops": {"refresh_today": {"config": {"day": day}}}},
+        )
+        assert result.success
+    raw = ds.dataset(f"{lake.root}/raw/transactions/date={day}", format="parquet").count_rows()
+    assert query(warehouse, "SELECT COUNT(*) FROM transactions_fact") == [(raw,)]
+    assert query(warehouse, "SELECT COUNT(*) FROM model_predictions_fact") == [
+        (predictions.num_rows,)
+    ]
+    assert query(warehouse, "SELECT transactions, predictions FROM daily_business_metrics") == [
+        (raw, predictions.num_rows)
+    ]
+    with warehouse.connect(role="analyst") as analyst:
+        assert analyst.execute("SELECT date_id FROM daily_business_metrics").fetchall() == [
+            (20250610,)
+        ]
