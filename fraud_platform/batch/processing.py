@@ -45,7 +45,13 @@ def read_reference(spark, lake, path: str, key: str):
 
 def process_transactions(spark, lake, dates: list[str]):
     """Typed, deduplicated (first by time, then Kafka position) and joined with users and
-    merchants. Returns (DataFrame, raw row count) or (None, 0) when no raw data exists."""
+    merchants. Returns (DataFrame, raw row count) or (None, 0) when no raw data exists.
+
+    The device id, personal data under GDPR, is pseudonymized here: a keyed SHA-256
+    (FRAUD_PSEUDONYM_KEY) equal for equal devices, so the features that compare devices
+    (`device_changed`) are unchanged while the processed layer holds no device id."""
+    from fraud_platform.governance.secrets import signing_key
+
     raw = read_dates(spark, lake, RAW_TRANSACTIONS.path, dates)
     if raw is None:
         return None, 0
@@ -65,7 +71,8 @@ def process_transactions(spark, lake, dates: list[str]):
         )
         SELECT r.transaction_id, r.user_id, r.merchant_id, r.amount, r.currency, r.`timestamp`,
                unix_millis(r.`timestamp`) AS ts_ms, r.lat, r.lon, r.country, r.device,
-               r.device_id, r.channel, r.card_last4, r.declined,
+               sha2(concat(:pseudonym_key, r.device_id), 256) AS device_id,
+               r.channel, r.card_last4, r.declined,
                u.home_lat, u.home_lon, u.home_country, u.account_type, u.kyc_status,
                m.category AS merchant_category, m.risk_tier AS merchant_risk_tier,
                m.country AS merchant_country,
@@ -74,7 +81,8 @@ def process_transactions(spark, lake, dates: list[str]):
         LEFT JOIN users u ON u.user_id = r.user_id
         LEFT JOIN merchants m ON m.merchant_id = r.merchant_id
         WHERE r.rank = 1
-        """
+        """,
+        args={"pseudonym_key": signing_key("FRAUD_PSEUDONYM_KEY").decode()},
     )
     return processed, raw_rows
 

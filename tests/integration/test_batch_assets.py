@@ -84,6 +84,22 @@ def test_three_days_in_one_run_then_idempotent(stack, settings, lake, spark):
     assert features_table(lake).equals(first)
 
 
+def test_processed_device_ids_are_pseudonyms_equal_for_equal_devices(stack, lake, spark):
+    materialize(lake, spark, (DAYS[0], DAYS[0]))
+    columns = ["transaction_id", "device_id"]
+    raw = ds.dataset(f"{lake.root}/raw/transactions/date={DAYS[0]}").to_table(columns=columns)
+    processed = ds.dataset(f"{lake.root}/processed/transactions/date={DAYS[0]}").to_table(
+        columns=columns
+    )
+    device_of = dict(zip(*raw.to_pydict().values(), strict=True))
+    pairs = {(device_of[t], d) for t, d in zip(*processed.to_pydict().values(), strict=True)
+             if device_of[t] is not None}  # fmt: skip
+    raw_devices = {r for r, _ in pairs}
+    assert len(raw_devices) > 10
+    assert len(pairs) == len(raw_devices) == len({p for _, p in pairs})  # one-to-one
+    assert all(len(p) == 64 and p not in raw_devices for _, p in pairs)
+
+
 def test_profiles_land_in_the_lake_and_in_redis(stack, settings, lake, spark):
     redis = RedisResource(url=settings.redis_url.rsplit("/", 1)[0] + "/15")
     redis.client().flushdb()
