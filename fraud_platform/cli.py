@@ -46,10 +46,14 @@ def main() -> None:
     """
     from fraud_platform.governance import audit
 
-    audit.note_changes(Settings.from_env())
     # A gdpr command names a user: its own entry records the user's pseudonym instead.
     arguments = sys.argv[1:3] if sys.argv[1:2] == ["gdpr"] else sys.argv[1:]
-    audit.record("cli", " ".join(["fraud-platform", *arguments]))
+    try:
+        audit.note_changes(Settings.from_env())
+        audit.record("cli", " ".join(["fraud-platform", *arguments]))
+    except ValueError as error:  # a setting or role that is not one (the text says which)
+        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(2)
 
 
 @main.group()
@@ -320,6 +324,13 @@ def _progress(total: int | None, what: str):
         console=console,
     )
     return progress, progress.add_task(what, total=total)
+
+
+def _track(items, what: str):
+    """rich's progress over a long walk (every file of the lake)."""
+    from rich.progress import track
+
+    return track(items, description=f"scanning {what}", console=console, transient=True)
 
 
 @main.group()
@@ -683,7 +694,7 @@ def erase(user_id: str | None, request_id: str | None) -> None:
     lake, redis_client, warehouse = _governed()
     request_id = request_id or forgetting.receive(lake, user_id)["request_id"]
     try:
-        done = forgetting.erase(lake, redis_client, warehouse, request_id)
+        done = forgetting.erase(lake, redis_client, warehouse, request_id, track=_track)
     except forgetting.ErasureError as error:
         console.print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(1)
@@ -697,7 +708,7 @@ def gdpr_verify(user_id: str) -> None:
     """Search every store for the user; exit 1 if anything is found."""
     from fraud_platform.governance import gdpr as forgetting
 
-    found = forgetting.find_traces(*_governed(), user_id)
+    found = forgetting.find_traces(*_governed(), user_id, track=_track)
     if found.total:
         Console().print(_footprint_table("traces found", found.counts))
         sys.exit(1)
@@ -739,7 +750,7 @@ def scan(stores: tuple[str, ...]) -> None:
     resources = build_resources(settings)
     scanners = {
         "kafka": lambda: pan_scan.scan_kafka(settings.kafka_bootstrap),
-        "lake": lambda: pan_scan.scan_lake(resources["lake"]),
+        "lake": lambda: pan_scan.scan_lake(resources["lake"], track=_track),
         "redis": lambda: pan_scan.scan_redis(resources["redis"].client()),
         "warehouse": lambda: pan_scan.scan_warehouse(resources["warehouse"]),
     }

@@ -268,3 +268,25 @@ def existing_dates(lake, path: str, dates: list[str]) -> list[str]:
 
 USER_PROFILES_PATH = "processed/aggregates/users"
 MERCHANT_PROFILES_PATH = "processed/aggregates/merchants"
+
+
+TEXT_SUFFIXES = (".json", ".jsonl", ".html", ".csv", ".txt", ".log")  # reports, metadata, logs
+
+
+def untracked(items, what: str):
+    """The default `track` of a long walk: no progress shown (the CLI passes rich's)."""
+    return items
+
+
+def lake_files(lake) -> list[tuple[str, str]]:
+    """Every file of the lake as (path on its filesystem, path inside the lake); hidden
+    files (atomic-write temporaries) left out. What a scan of every layer walks."""
+    from pyarrow.fs import FileSelector, FileType
+
+    filesystem, base = lake.filesystem()
+    infos = filesystem.get_file_info(FileSelector(base, recursive=True, allow_not_found=True))
+    return [
+        (info.path, info.path.removeprefix(f"{base}/"))
+        for info in infos
+        if info.type == FileType.File and not info.base_name.startswith(".")
+    ]

@@ -33,15 +33,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from pyarrow.fs import FileSelector, FileType
+from pyarrow.fs import FileType
 
 from fraud_platform.governance import audit
 from fraud_platform.governance.secrets import signing_key
 from fraud_platform.lake import (
     PROCESSED_TRANSACTIONS_PATH,
     RAW_TRANSACTIONS,
+    TEXT_SUFFIXES,
+    lake_files,
     parquet_bytes,
     read_json,
+    untracked,
     write_atomically,
 )
 from fraud_platform.warehouse.schema import create_tables
@@ -49,7 +52,6 @@ from fraud_platform.warehouse.schema import create_tables
 DEADLINE_DAYS = 30
 REQUESTS = "governance/erasure_requests.json"
 KEY_ENV = "FRAUD_PSEUDONYM_KEY"
-TEXT_SUFFIXES = (".json", ".jsonl", ".html", ".csv", ".txt")
 
 
 class ErasureError(RuntimeError):
@@ -148,12 +150,6 @@ def _word(user_id: str) -> re.Pattern:
     return re.compile(rf"(?<![\w-]){re.escape(user_id)}(?![\w-])")
 
 
-def _lake_files(lake) -> list[str]:
-    filesystem, base = lake.filesystem()
-    infos = filesystem.get_file_info(FileSelector(base, recursive=True, allow_not_found=True))
-    return [i.path for i in infos if i.type == FileType.File and not i.base_name.startswith(".")]
-
-
 def user_transactions(lake, user_id: str) -> pa.Array:
     """The ids of the user's transactions, raw and processed (labels and predictions know a
     transaction only by its id)."""
@@ -170,12 +166,13 @@ def user_transactions(lake, user_id: str) -> pa.Array:
     return pc.unique(pa.concat_arrays(found)) if found else pa.array([], pa.string())
 
 
-def scan_lake(lake, user_id: str, transactions: pa.Array, erase: bool) -> Footprint:
+def scan_lake(lake, user_id: str, transactions: pa.Array, erase: bool,
+              track=untracked) -> Footprint:  # fmt: skip
     """The user's rows and mentions in every lake file; with `erase`, rewritten without them."""
-    filesystem, base = lake.filesystem()
+    filesystem, _ = lake.filesystem()
     footprint, word, alias = Footprint(), _word(user_id), pseudonym(user_id)
-    for path in _lake_files(lake):
-        layer = "lake:" + "/".join(path.removeprefix(f"{base}/").split("/")[:2])
+    for path, inside in track(lake_files(lake), "lake files"):
+        layer = "lake:" + "/".join(inside.split("/")[:2])
         if path.endswith(".parquet"):
             table = pq.read_table(path, filesystem=filesystem)
             mask = _rows_of(table, user_id, transactions)
@@ -228,21 +225,29 @@ def scan_warehouse(warehouse, user_id: str, erase: bool) -> Footprint:
     return footprint
 
 
-def find_traces(lake, redis_client, warehouse, user_id: str, transactions=None,
-                redis_prefix: str = "") -> Footprint:  # fmt: skip
-    """Everything of the user any store still holds (empty: forgotten)."""
-    transactions = user_transactions(lake, user_id) if transactions is None else transactions
+def _sweep(lake, redis_client, warehouse, user_id: str, transactions: pa.Array,
+           redis_prefix: str, erase: bool, track) -> Footprint:  # fmt: skip
+    """Every store's footprint of the user, erased on the way with `erase`."""
     found = Footprint()
-    for part in (scan_lake(lake, user_id, transactions, erase=False),
-                 scan_redis(redis_client, user_id, erase=False, prefix=redis_prefix),
-                 scan_warehouse(warehouse, user_id, erase=False)):  # fmt: skip
+    for part in (scan_lake(lake, user_id, transactions, erase, track),
+                 scan_redis(redis_client, user_id, erase, redis_prefix),
+                 scan_warehouse(warehouse, user_id, erase)):  # fmt: skip
         for store, count in part.counts.items():
             found.add(store, count)
     return found
 
 
+def find_traces(lake, redis_client, warehouse, user_id: str, transactions=None,
+                redis_prefix: str = "", track=untracked) -> Footprint:  # fmt: skip
+    """Everything of the user any store still holds (empty: forgotten)."""
+    transactions = user_transactions(lake, user_id) if transactions is None else transactions
+    return _sweep(lake, redis_client, warehouse, user_id, transactions, redis_prefix, False,
+                  track)  # fmt: skip
+
+
 # -- the erasure ---------------------------------------------------------------------------
-def erase(lake, redis_client, warehouse, request_id: str, redis_prefix: str = "") -> dict:
+def erase(lake, redis_client, warehouse, request_id: str, redis_prefix: str = "",
+          track=untracked) -> dict:  # fmt: skip
     """Carry out a pending request in every store, then verify; returns the request."""
     from fraud_platform.governance.rbac import Right, require
 
@@ -255,13 +260,9 @@ def erase(lake, redis_client, warehouse, request_id: str, redis_prefix: str = ""
     actor = require(Right.ERASE_USER_DATA, "gdpr.erase", request["pseudonym"])
     user_id = request["user_id"]
     transactions = user_transactions(lake, user_id)
-    erased = Footprint()
-    for part in (scan_lake(lake, user_id, transactions, erase=True),
-                 scan_redis(redis_client, user_id, erase=True, prefix=redis_prefix),
-                 scan_warehouse(warehouse, user_id, erase=True)):  # fmt: skip
-        for store, count in part.counts.items():
-            erased.add(store, count)
-    left = find_traces(lake, redis_client, warehouse, user_id, transactions, redis_prefix)
+    erased = _sweep(lake, redis_client, warehouse, user_id, transactions, redis_prefix, True,
+                    track)  # fmt: skip
+    left = find_traces(lake, redis_client, warehouse, user_id, transactions, redis_prefix, track)
     if left.total == 0:
         request.pop("user_id")
     request.update(

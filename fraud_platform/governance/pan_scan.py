@@ -19,12 +19,11 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pyarrow.fs import FileSelector, FileType
 
 from fraud_platform.governance.pci import find_pans
+from fraud_platform.lake import TEXT_SUFFIXES, lake_files, untracked
 from fraud_platform.topics import ALL_TOPICS, topic_name
 
-TEXT_SUFFIXES = (".json", ".jsonl", ".html", ".csv", ".txt", ".log")
 PREFILTER = r"\d" + r"[ -]?\d" * 12  # 13 digits, maybe grouped
 
 
@@ -105,24 +104,20 @@ def _suspects(column: pa.ChunkedArray) -> Iterator[str]:
     yield from (v for v in pc.filter(column, matches).to_pylist() if v)
 
 
-def scan_lake(lake) -> list[Finding]:
-    filesystem, base = lake.filesystem()
-    infos = filesystem.get_file_info(FileSelector(base, recursive=True, allow_not_found=True))
+def scan_lake(lake, track=untracked) -> list[Finding]:
+    filesystem, _ = lake.filesystem()
     found: list[Finding] = []
-    for info in infos:
-        if info.type != FileType.File:
-            continue
-        where = info.path.removeprefix(f"{base}/")
-        if info.path.endswith(".parquet"):
-            table = pq.read_table(info.path, filesystem=filesystem)
+    for path, where in track(lake_files(lake), "lake files"):
+        if path.endswith(".parquet"):
+            table = pq.read_table(path, filesystem=filesystem)
             for name in table.column_names:
                 column = table[name]
                 if pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or \
                         pa.types.is_binary(column.type):  # fmt: skip
                     for value in _suspects(column):
                         found += _findings("lake", f"{where}:{name}", value)
-        elif info.path.endswith(TEXT_SUFFIXES):
-            with filesystem.open_input_stream(info.path) as f:
+        elif path.endswith(TEXT_SUFFIXES):
+            with filesystem.open_input_stream(path) as f:
                 found += _findings("lake", where, _text(f.read()))
     return found
 

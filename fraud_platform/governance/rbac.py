@@ -75,6 +75,8 @@ AGGREGATE_TABLES = tuple(t for t, r in TABLE_RIGHTS.items() if r is Right.READ_A
 
 def aggregates_only(role: str) -> bool:
     """Whether every warehouse table `role` may read is an aggregate (the analyst)."""
+    if role not in ROLES:
+        raise ValueError(f"{role!r} is not a role; use one of {', '.join(ROLES)}")
     rights = ROLES[role].rights
     return all(right is Right.READ_AGGREGATES for right in set(TABLE_RIGHTS.values()) & rights)
 

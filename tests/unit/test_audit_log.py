@@ -142,3 +142,17 @@ def test_a_finished_dagster_run_is_audited(governance):
     assert (entry["actor"], entry["action"], entry["outcome"]) == ("jane", "dagster.run",
                                                                    "succeeded")  # fmt: skip
     assert entry["details"]["assets"] == ["probe"]
+
+
+def test_an_unset_key_is_generated_once_owner_only(tmp_path, monkeypatch):
+    from fraud_platform.config import Settings
+    from fraud_platform.governance.secrets import signing_key
+
+    monkeypatch.delenv("FRAUD_AUDIT_KEY")
+    settings = Settings(home=tmp_path)
+    key = signing_key("FRAUD_AUDIT_KEY", settings)
+    assert len(key) == 64 and signing_key("FRAUD_AUDIT_KEY", settings) == key
+    stored = tmp_path / "secrets" / "fraud_audit_key"
+    assert stored.stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("FRAUD_AUDIT_KEY", "from-the-environment")
+    assert signing_key("FRAUD_AUDIT_KEY", settings) == b"from-the-environment"

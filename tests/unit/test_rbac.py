@@ -57,6 +57,8 @@ def test_an_unknown_role_is_refused_by_name(monkeypatch):
 
 def test_the_analyst_alone_reads_aggregates_only():
     assert [name for name in ROLES if aggregates_only(name)] == ["analyst"]
+    with pytest.raises(ValueError, match="'auditor' is not a role"):
+        aggregates_only("auditor")
 
 
 def test_snowflake_grants_give_the_analyst_no_raw_table():
