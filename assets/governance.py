@@ -18,7 +18,8 @@ from fraud_platform.warehouse.sources import audit_rows
 def audit_log(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The hash-chained audit log, searchable in the warehouse. The chain is verified first:
     a tampered log is not loaded, and the run fails naming the first broken entry."""
-    verification = audit.verify()
+    chain = list(audit.entries())  # read once: verified, then loaded
+    verification = audit.verify(chain)
     if not verification.ok:
         raise dg.Failure(
             description=f"the audit log does not verify: {verification.problem}",
@@ -29,7 +30,7 @@ def audit_log(warehouse: WarehouseResource) -> dg.MaterializeResult:
         cursor = connection.cursor()
         cursor.execute(f"SELECT MAX(seq) FROM {AUDIT_LOG.name}")
         loaded = cursor.fetchone()[0]
-    newer = [e for e in audit.entries() if loaded is None or e["seq"] > loaded]
+    newer = [e for e in chain if loaded is None or e["seq"] > loaded]
     metadata = load_rows(warehouse, AUDIT_LOG, audit_rows(newer))
     return dg.MaterializeResult(metadata={**metadata, "entries_verified": verification.entries})
 

@@ -54,7 +54,7 @@ def _count(connection, table: Table) -> int:
 
 
 def load_rows(warehouse: WarehouseResource, table: Table, rows: pa.Table | None,
-          **options) -> dict:  # fmt: skip
+              **options) -> dict:  # fmt: skip
     """Merge `rows` into `table` (created if missing); the run's metadata."""
     metadata: dict = {"backend": warehouse.backend}
     with timed(metadata), warehouse.connect() as connection:

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,11 +126,12 @@ class Verification:
         return self.problem is None
 
 
-def verify(directory: Path | None = None) -> Verification:
-    """Walk the chain from its oldest kept entry; the first entry that fails is named."""
+def verify(chain: Iterable[dict[str, Any]] | None = None) -> Verification:
+    """Walk the chain (the log's entries by default) from its oldest kept entry; the first
+    entry that fails is named."""
     key = signing_key(KEY_ENV)
     previous, count = None, 0
-    for entry in entries(directory):
+    for entry in entries() if chain is None else chain:
         if "_unreadable" in entry:
             return Verification(count, f"entry at {entry['_unreadable']} is not valid JSON")
         seq = entry.get("seq")
