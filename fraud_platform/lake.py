@@ -33,6 +33,7 @@ RAW_TRANSACTIONS_SCHEMA = pa.schema(
         ("device_id", pa.string()),
         ("channel", pa.string()),
         ("card_last4", pa.string()),
+        ("card_token", pa.string()),  # keyed HMAC of the card number (transaction v2)
         ("declined", pa.bool_()),
         ("source_partition", pa.int32()),  # Kafka position, null when written by a batch import
         ("source_offset", pa.int64()),

@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 from confluent_kafka import Consumer, Producer
@@ -45,7 +46,6 @@ from fraud_platform.streaming.jobs import ENRICHMENT, PASSTHROUGH, Deployment
 from fraud_platform.topics import TRANSACTIONS_RAW, ensure_topics, topic_name
 
 console = Console(width=150)
-WARM_UP = 500  # transactions each job writes before the measured ones are sent
 
 
 class Arrivals(threading.Thread):
@@ -144,7 +144,31 @@ def job_latency(settings, lake: str, workload: tuple[list, list], rate: float, o
         "processing": percentiles(sent, readers[0].arrived),
         "committed": percentiles(sent, readers[1].arrived),
         "sustained": len(readers[1].arrived) / drained,
+        "timeline": timeline(sent, readers[0].arrived),
     }
+
+
+def timeline(sent: dict, arrived: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(seconds since the first send, latency ms) of each arrived message, in send order."""
+    ids = [i for i in sent if i in arrived]
+    start = min(sent.values())
+    return (np.array([(sent[i] - start) / 1000 for i in ids]),
+            np.array([arrived[i] - sent[i] for i in ids]))  # fmt: skip
+
+
+def plot_timelines(path: str, rate: float, runs: dict[str, tuple]) -> None:
+    """Latency against send time per job: stalls and the catch-up after them show as spikes,
+    which percentiles alone cannot tell from a steady lag."""
+    from fraud_platform.plots import figure
+
+    with figure(9, 3.6) as (axis, out):
+        for name, (when, latency) in runs.items():
+            axis.plot(when, latency, ".", markersize=1.5, label=name)
+        axis.set_yscale("log")
+        axis.set(xlabel="seconds since the first send", ylabel="raw -> enriched, ms",
+                 title=f"latency over time at {rate:.0f}/s")  # fmt: skip
+        axis.legend(markerscale=6)
+    Path(path).write_bytes(out["png"])
 
 
 def _long(data: bytes, pos: int) -> tuple[int, int]:
@@ -197,6 +221,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--checkpoint", default="1s")
     parser.add_argument("--parallelism", type=int, default=0, help="0: the job's own")
+    parser.add_argument(
+        "--warm-up",
+        type=int,
+        default=500,
+        help="transactions each job writes before the measured ones are sent",
+    )
+    parser.add_argument("--plot", help="write latency over time per rate to PLOT-<rate>.png")
     args = parser.parse_args()
     settings = Settings.from_env()
     stack = Stack(settings)
@@ -206,7 +237,7 @@ def main() -> None:
         lake = str(settings.home / "bench-lake")
         write_reference(LakeResource(root=lake), world, "sim11")
         today = epoch_day(datetime.now(UTC).date())
-        needed = int(max(args.rates) * args.seconds) + WARM_UP
+        needed = int(max(args.rates) * args.seconds) + args.warm_up
         days = range(today - 1 - needed // 50_000, today)  # oldest first: per-user order
         records = [transaction_record(r) for day in days
                    for r in generate_day(world, day, 50_000).transactions.to_pylist()]  # fmt: skip
@@ -215,8 +246,8 @@ def main() -> None:
         for rate in args.rates:
             count = int(rate * args.seconds)
             values = [(r["transaction_id"], r["user_id"], TRANSACTION.encode(r))
-                      for r in records[:count + WARM_UP]]  # fmt: skip
-            workload = (values[:WARM_UP], values[WARM_UP:])
+                      for r in records[:count + args.warm_up]]  # fmt: skip
+            workload = (values[: args.warm_up], values[args.warm_up :])
             console.print(f"measuring at {rate:.0f}/s for {args.seconds:.0f} s")
             platform = job_latency(settings, lake, workload, rate, args, ENRICHMENT)
             bare = job_latency(settings, lake, workload, rate, args, PASSTHROUGH)
@@ -232,6 +263,10 @@ def main() -> None:
                 table.add_row(f"{rate:.0f}", path, *(f"{v:.1f}" for v in values_ms),
                               ratios(values_ms, floor), ratios(values_ms, engine),
                               str(missing))  # fmt: skip
+            if args.plot:
+                plot_timelines(f"{args.plot}-{rate:.0f}.png", rate,
+                               {"enrichment": platform["timeline"],
+                                "bare PyFlink": bare["timeline"]})  # fmt: skip
             console.print(f"  sustained {platform['sustained']:.0f} transactions/s end to end "
                           f"(bare PyFlink {bare['sustained']:.0f}/s)")  # fmt: skip
         console.print(table)

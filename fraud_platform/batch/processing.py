@@ -21,16 +21,19 @@ def date_range(first: str, last: str) -> list[str]:
     return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
-def read_dates(spark, lake, path: str, dates: list[str]):
-    """The `date=` partitions of a lake table that exist among `dates`, or None."""
+def read_dates(spark, lake, path: str, dates: list[str], schema=None):
+    """The `date=` partitions of a lake table that exist among `dates`, or None. With the
+    table's pyarrow `schema`, files written before a column was added read it as null
+    (without it, Spark takes the columns of whichever file it samples)."""
     present = existing_dates(lake, path, dates)
     if not present:
         return None
-    return (
-        spark.read.option("basePath", lake.uri(path))
-        .parquet(*[lake.uri(path, f"date={d}") for d in present])
-        .drop("hour")
-    )
+    reader = spark.read.option("basePath", lake.uri(path))
+    if schema is not None:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        reader = reader.schema(from_arrow_schema(schema))
+    return reader.parquet(*[lake.uri(path, f"date={d}") for d in present]).drop("hour")
 
 
 def read_reference(spark, lake, path: str, key: str):
@@ -52,7 +55,7 @@ def process_transactions(spark, lake, dates: list[str]):
     (`device_changed`) are unchanged while the processed layer holds no device id."""
     from fraud_platform.governance.secrets import signing_key
 
-    raw = read_dates(spark, lake, RAW_TRANSACTIONS.path, dates)
+    raw = read_dates(spark, lake, RAW_TRANSACTIONS.path, dates, RAW_TRANSACTIONS.schema)
     if raw is None:
         return None, 0
     raw_rows = raw.count()
@@ -72,7 +75,7 @@ def process_transactions(spark, lake, dates: list[str]):
         SELECT r.transaction_id, r.user_id, r.merchant_id, r.amount, r.currency, r.`timestamp`,
                unix_millis(r.`timestamp`) AS ts_ms, r.lat, r.lon, r.country, r.device,
                sha2(concat(:pseudonym_key, r.device_id), 256) AS device_id,
-               r.channel, r.card_last4, r.declined,
+               r.channel, r.card_last4, r.card_token, r.declined,
                u.home_lat, u.home_lon, u.home_country, u.account_type, u.kyc_status,
                m.category AS merchant_category, m.risk_tier AS merchant_risk_tier,
                m.country AS merchant_country,

@@ -53,11 +53,14 @@ class Contract:
         schemaless_writer(out, self._parsed, record)
         return out.getvalue()
 
-    def decode_body(self, data: bytes, offset: int = HEADER.size) -> dict[str, Any]:
+    def decode_body(self, data: bytes, offset: int = HEADER.size,
+                    reader: Contract | None = None) -> dict[str, Any]:  # fmt: skip
+        """The record after the header, as written; with `reader` (a later version of this
+        contract), as that version reads it: Avro's resolution gives new fields their default."""
         buffer = io.BytesIO(data)
         buffer.seek(offset)
         try:
-            record = schemaless_reader(buffer, self._parsed, None)
+            record = schemaless_reader(buffer, self._parsed, reader and reader._parsed)
         except Exception as error:  # fastavro raises EOFError, ValueError, UnicodeError...
             raise ContractError(
                 f"body does not decode as {self.name} v{self.version}: "
@@ -71,10 +74,12 @@ class Contract:
         return record
 
     def decode(self, data: bytes) -> dict[str, Any]:
-        contract, record = decode_any(data)
-        if contract.name != self.name:
-            raise ContractError(f"expected a {self.name} message, got {contract.name}")
-        return record
+        """A message of this contract, whichever version wrote it, as this version reads it:
+        consumers see one shape while producers move from one version to the next."""
+        writer = writer_of(data)
+        if writer.name != self.name:
+            raise ContractError(f"expected a {self.name} message, got {writer.name}")
+        return writer.decode_body(data, reader=None if writer is self else self)
 
 
 def _load() -> dict[int, Contract]:
@@ -97,8 +102,8 @@ def latest(name: str) -> Contract:
     return max(versions, key=lambda c: c.version)
 
 
-def decode_any(data: bytes) -> tuple[Contract, dict[str, Any]]:
-    """Decode a framed message under whichever registered schema wrote it."""
+def writer_of(data: bytes) -> Contract:
+    """The registered contract a framed message names in its header."""
     if len(data) < HEADER.size:
         raise ContractError(f"{len(data)} bytes: too short for the 5-byte schema header")
     magic, schema_id = HEADER.unpack_from(data)
@@ -107,6 +112,12 @@ def decode_any(data: bytes) -> tuple[Contract, dict[str, Any]]:
     contract = CONTRACTS.get(schema_id)
     if contract is None:
         raise ContractError(f"schema id {schema_id} is not registered")
+    return contract
+
+
+def decode_any(data: bytes) -> tuple[Contract, dict[str, Any]]:
+    """Decode a framed message under whichever registered schema wrote it."""
+    contract = writer_of(data)
     return contract, contract.decode_body(data)
 
 

@@ -92,16 +92,17 @@ def _column(source: pa.Table, rule: dict[str, Any], field: str) -> pa.Array:
     if "template" in rule:
         prefix, suffix = rule["template"].split("{}")
         column = pc.binary_join_element_wise(prefix, pc.cast(column, pa.string()), suffix, "")
-    if rule.get("card_number"):  # a full card number: only its last 4 digits are kept
-        column = pa.array([_last4(v) for v in column.to_pylist()], pa.string())
+    if rule.get("card_number"):  # a full card number: only its last 4 digits and token are kept
+        column = pa.array([_protected(v, field) for v in column.to_pylist()], pa.string())
     return column
 
 
-def _last4(value: Any) -> str | None:
+def _protected(value: Any, part: str) -> str | None:
+    """`part` ("card_last4" or "card_token") of a card number; None if it is not one."""
     from fraud_platform.governance.pci import protect_card
 
     try:
-        return protect_card(str(value))["card_last4"] if value is not None else None
+        return protect_card(str(value))[part] if value is not None else None
     except ValueError:
         return None  # not a card number: nothing of it is kept
 
@@ -126,9 +127,13 @@ def source_times(source: pa.Table, mapping: Mapping) -> pa.Array:
 def map_transactions(source: pa.Table, mapping: Mapping) -> pa.Table:
     """The source as a raw-transactions table, sorted by time; unmapped fields null."""
     n = source.num_rows
+    rules = dict(mapping.transaction)
+    card = rules.get("card_last4") or {}
+    if card.get("card_number"):  # the card number's column gives its token too
+        rules.setdefault("card_token", card)
     columns = {}
     for field in RAW_TRANSACTIONS_SCHEMA:
-        rule = mapping.transaction.get(field.name)
+        rule = rules.get(field.name)
         if rule is None:
             columns[field.name] = pa.nulls(n, field.type)
         elif field.name == "timestamp":

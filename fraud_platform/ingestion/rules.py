@@ -10,7 +10,8 @@ failed, so a DLQ reviewer sees the cause without decoding anything:
   (an id over 128 characters or with control/format characters), amount_not_finite,
   amount_out_of_range (not in (0, max]), unknown_currency, timestamp_in_future (more than
   the allowed skew ahead), timestamp_too_old (older than Kafka's retention), location_out_of_range,
-  bad_card_last4 (anything but 4 digits; the value is never echoed);
+  bad_card_last4 (anything but 4 digits), bad_card_token (anything but the 52 lowercase base32
+  characters of `governance.pci.card_token`): neither value is ever echoed;
 - dlq-incomplete: missing_field (a required field null or empty).
 """
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from fraud_platform.governance.pci import KEY_ENV, card_token, luhn_sum, signing_key
 from fraud_platform.lake import MERCHANTS_SCHEMA, USERS_SCHEMA
 
 # name, lat, lon, country, currency, population weight
@@ -89,6 +90,28 @@ def user_ids(index: np.ndarray) -> list[str]:
 
 def merchant_ids(index: np.ndarray) -> list[str]:
     return [f"merch_{i:06d}" for i in index.tolist()]
+
+
+def card_numbers(world: World) -> list[str]:
+    """Each user's card: 16 digits, a Visa prefix, the user's last 4, Luhn-valid, made up from
+    the seed (a stream of its own, so the world's other draws are unchanged). The simulation
+    stands for the card holders' banks, the one place full numbers exist: they are tokenized
+    here (`card_tokens`) and never leave."""
+    middle = np.random.default_rng([world.seed, 7]).integers(0, 10, (world.n_users, 10))
+    numbers = []
+    for digits, last4 in zip(middle.tolist(), world.user_last4.tolist(), strict=True):
+        head, tail = [4, *digits], [int(d) for d in f"{last4:04d}"]
+        # The 12th of 16 digits is not doubled by Luhn: it alone makes the sum a multiple of 10.
+        rest = "".join(map(str, [*head, 0, *tail]))
+        check = (10 - luhn_sum(rest) % 10) % 10
+        numbers.append(rest[:11] + str(check) + rest[12:])
+    return numbers
+
+
+def card_tokens(world: World) -> np.ndarray:
+    """The keyed token of each user's card (FRAUD_CARD_TOKEN_KEY), by user index."""
+    key = signing_key(KEY_ENV)
+    return np.array([card_token(number, key) for number in card_numbers(world)])
 
 
 def build_world(seed: int, n_users: int = 5_000, n_merchants: int = 10_000) -> World:

@@ -28,6 +28,7 @@ from fraud_platform.simulation.reference import (
     CITY_LAT,
     CITY_LON,
     World,
+    card_tokens,
     merchant_ids,
     user_ids,
 )
@@ -224,6 +225,7 @@ def _assemble(world: World, day: int, c: dict[str, np.ndarray]) -> DayTraffic:
             "device_id": device_ids,
             "channel": np.where(online, "online", "card_present"),
             "card_last4": [f"{x:04d}" for x in world.user_last4[users].tolist()],
+            "card_token": card_tokens(world)[users],
             "declined": rng.random(n) < np.where(fraud, 0.1, 0.015),
             "source_partition": pa.nulls(n, pa.int32()),
             "source_offset": pa.nulls(n, pa.int64()),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fraud_platform.config import Settings
-from fraud_platform.contracts import DEAD_LETTER, ENRICHED_TRANSACTION, TRANSACTION
+from fraud_platform.contracts import CONTRACTS, DEAD_LETTER, ENRICHED_TRANSACTION, TRANSACTION
 from fraud_platform.contracts.registry import Contract
 from fraud_platform.features.catalog import WINDOWS_MS
 from fraud_platform.features.online import PROFILE_KEYS, STREAM_WINDOWS
@@ -136,8 +136,12 @@ class Deployment:
 DEFAULT_DEPLOYMENT = Deployment()
 
 
-def _contract(contract: Contract) -> dict[str, Any]:
-    return {"id": contract.schema_id, "schema": contract.wire_schema}
+def contract_spec(contract: Contract) -> dict[str, Any]:
+    """A contract as the jobs get it: its id and schema, and every earlier version's (by id),
+    so a message from a producer still on an older version is read as this one."""
+    older = {c.schema_id: c.wire_schema for c in CONTRACTS.values()
+             if c.name == contract.name and c.version < contract.version}  # fmt: skip
+    return {"id": contract.schema_id, "schema": contract.wire_schema, "older": older}
 
 
 def _reference_uri(lake_root: str, path: str) -> str:
@@ -183,9 +187,9 @@ def job_spec(settings: Settings, job: StreamingJob, deployment: Deployment) -> d
         "kafka": {"bootstrap": settings.kafka_bootstrap, "transaction_timeout_ms": 600_000},
         "topics": {k: topic_name(v, deployment.topic_prefix) for k, v in topics.items()},
         "contracts": {
-            "transaction": _contract(TRANSACTION),
-            "enriched": _contract(ENRICHED_TRANSACTION),
-            "dead_letter": _contract(DEAD_LETTER),
+            "transaction": contract_spec(TRANSACTION),
+            "enriched": contract_spec(ENRICHED_TRANSACTION),
+            "dead_letter": contract_spec(DEAD_LETTER),
         },
         "features": stream_features(),
         "feature_version": FEATURE_VERSION,

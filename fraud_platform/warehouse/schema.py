@@ -44,6 +44,7 @@ TRANSACTIONS_FACT = Table(
         ("country", "VARCHAR"),
         ("channel", "VARCHAR"),
         ("card_last4", "VARCHAR"),
+        ("card_token", "VARCHAR"),  # the card's keyed token: a card followed, never its number
         ("declined", "BOOLEAN"),
         ("is_fraud", "BOOLEAN"),  # null until the label has matured
         ("fraud_type", "VARCHAR"),
@@ -157,7 +158,13 @@ TABLES = (*STAR_SCHEMA, AUDIT_LOG)
 
 
 def create_tables(connection, tables: tuple[Table, ...] = TABLES) -> None:
-    """Create the tables that do not exist yet."""
+    """Create the tables that do not exist yet, and add the columns a later version of the
+    schema brought to tables that do (a warehouse is upgraded in place, never rebuilt)."""
     cursor = connection.cursor()
     for table in tables:
         cursor.execute(table.ddl())
+        cursor.execute(f"SELECT * FROM {table.name} LIMIT 0")
+        present = {column[0].lower() for column in cursor.description}
+        for name, sql_type in table.columns:
+            if name not in present:
+                cursor.execute(f"ALTER TABLE {table.name} ADD COLUMN {name} {sql_type}")

@@ -49,6 +49,11 @@ def _date_ids(column: pa.ChunkedArray) -> pa.Array:
     return pa.array([date_id(d) if d else None for d in days.to_pylist()], pa.int32())
 
 
+def _column(table: pa.Table, name: str, type_: pa.DataType) -> pa.ChunkedArray | pa.Array:
+    """A column, or nulls for files written before it was added."""
+    return table[name] if name in table.column_names else pa.nulls(table.num_rows, type_)
+
+
 def _read(lake, path: str, dates: Iterable[str]) -> pa.Table | None:
     present = existing_dates(lake, path, list(dates))
     if not present:
@@ -71,6 +76,7 @@ def transaction_rows(
         "transaction_time": _naive(processed["timestamp"]), "amount": processed["amount"],
         "currency": processed["currency"], "country": processed["country"],
         "channel": processed["channel"], "card_last4": processed["card_last4"],
+        "card_token": _column(processed, "card_token", pa.string()),
         "declined": processed["declined"],
         # New rows start unlabelled; label_rows brings the verdicts.
         "is_fraud": pa.nulls(processed.num_rows, pa.bool_()),

@@ -38,6 +38,9 @@ struct Contract {
     fields: Option<Fields>, // set for the accepted contract only
 }
 
+/// Characters in a card token: an HMAC-SHA256 in unpadded base32 (`governance.pci.card_token`).
+const TOKEN_LENGTH: usize = 52;
+
 /// Where each checked field sits in a transaction record (None: not in this version).
 struct Fields {
     transaction_id: Option<usize>,
@@ -48,6 +51,7 @@ struct Fields {
     timestamp: Option<usize>,
     location: Option<(usize, usize, usize)>, // field, lat, lon
     card_last4: Option<usize>,
+    card_token: Option<usize>,
 }
 
 impl Fields {
@@ -66,6 +70,7 @@ impl Fields {
             timestamp: at("timestamp"),
             location,
             card_last4: at("card_last4"),
+            card_token: at("card_token"),
         }
     }
 }
@@ -273,6 +278,20 @@ impl Checker {
                     SCHEMA_ERRORS,
                     "bad_card_last4",
                     format!("card_last4 has {} characters, not 4 digits", last4.chars().count()),
+                );
+            }
+        }
+        if let Some(token) = text(f.card_token) {
+            let base32 = |b: u8| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b);
+            if !(token.len() == TOKEN_LENGTH && token.bytes().all(base32)) {
+                // Never echo the value either: a producer may have put the number here.
+                return reject(
+                    SCHEMA_ERRORS,
+                    "bad_card_token",
+                    format!(
+                        "card_token has {} characters, not the {TOKEN_LENGTH} of a base32 HMAC",
+                        token.chars().count()
+                    ),
                 );
             }
         }

@@ -18,18 +18,24 @@ HEADER_SIZE = struct.calcsize(HEADER)
 
 
 class Codec:
-    """One contract: decode and encode its framed messages."""
+    """One contract: decode and encode its framed messages. Messages of the contract's older
+    versions (`older`: schema by id) are read as this version, new fields at their default."""
 
     def __init__(self, contract: dict) -> None:
         self.id = contract["id"]
         self.schema = parse_schema(contract["schema"])
         self.header = struct.pack(HEADER, 0, self.id)
+        self.writers = {self.id: (self.schema, None)}
+        for schema_id, schema in contract.get("older", {}).items():
+            self.writers[int(schema_id)] = (parse_schema(schema), self.schema)
 
     def decode(self, data: bytes) -> dict[str, Any]:
         magic, schema_id = struct.unpack_from(HEADER, data)
-        if magic != 0 or schema_id != self.id:
-            raise ValueError(f"schema id {schema_id} (magic {magic}), expected {self.id}")
-        return schemaless_reader(io.BytesIO(data[HEADER_SIZE:]), self.schema, None)
+        if magic != 0 or schema_id not in self.writers:
+            raise ValueError(f"schema id {schema_id} (magic {magic}), expected one of "
+                             f"{sorted(self.writers)}")  # fmt: skip
+        writer, reader = self.writers[schema_id]
+        return schemaless_reader(io.BytesIO(data[HEADER_SIZE:]), writer, reader)
 
     def encode(self, record: dict[str, Any]) -> bytes:
         out = io.BytesIO()

@@ -12,11 +12,14 @@ from confluent_kafka.admin import AdminClient
 from fastavro import parse_schema, schemaless_writer
 
 from fraud_platform.contracts import FRAUD_LABEL, TRANSACTION
+from fraud_platform.governance.pci import card_token
 from fraud_platform.ingestion.rules import DUPLICATES, INCOMPLETE, SCHEMA_ERRORS
 from fraud_platform.ingestion.validator import Validator, ValidatorConfig
 from fraud_platform.topics import ALL_TOPICS, DLQ_TOPICS, ensure_topics, topic_name
 
 DAY_MS = 86_400_000
+# Tokens of some test cards, made as a producer makes them (protect_card).
+CARD_TOKENS = [card_token(f"4{i:015d}", b"ingestion tests") for i in range(13)]
 
 
 def transaction(i: int, now_ms: int, run: str, **overrides) -> dict:
@@ -33,6 +36,7 @@ def transaction(i: int, now_ms: int, run: str, **overrides) -> dict:
         "device_id": f"dev_{i % 97}",
         "channel": "online",
         "card_last4": f"{i % 10000:04d}",
+        "card_token": CARD_TOKENS[i % len(CARD_TOKENS)],
         "declined": i % 50 == 0,
     }
     record.update(overrides)
@@ -98,6 +102,7 @@ def bad_inputs(now_ms: int, run: str) -> list[BadInput]:
         ("far_past", t(900_008, timestamp=now_ms - 3650 * DAY_MS), SCHEMA_ERRORS),
         ("location_off_earth", t(900_009, location={"lat": 123.0, "lon": 2.0}), SCHEMA_ERRORS),
         ("full_card_number", t(900_010, card_last4="4111111111111111"), SCHEMA_ERRORS),
+        ("card_number_as_token", t(900_017, card_token="4111111111111111"), SCHEMA_ERRORS),
         ("control_chars_in_id", t(900_011, user_id="user\x00\x07"), SCHEMA_ERRORS),
         ("oversized", t(900_012, device_id="d" * 40_000), SCHEMA_ERRORS),
         ("missing_user_id", t(900_013, user_id=None), INCOMPLETE),

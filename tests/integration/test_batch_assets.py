@@ -4,12 +4,14 @@ from datetime import date
 
 import dagster as dg
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from assets.features import entity_profiles, transaction_features
 from assets.processed import processed_transactions
 from assets.raw import raw_labels, raw_transactions
 from fraud_platform.features.catalog import CATALOG
+from fraud_platform.lake import RAW_TRANSACTIONS_SCHEMA
 from fraud_platform.resources import LakeResource, RedisResource, SparkResource
 from fraud_platform.simulation.history import write_history
 from fraud_platform.simulation.reference import build_world
@@ -98,6 +100,33 @@ def test_processed_device_ids_are_pseudonyms_equal_for_equal_devices(stack, lake
     assert len(raw_devices) > 10
     assert len(pairs) == len(raw_devices) == len({p for _, p in pairs})  # one-to-one
     assert all(len(p) == 64 and p not in raw_devices for _, p in pairs)
+
+
+def test_raw_files_from_before_the_card_token_are_processed_with_the_new_ones(
+    stack, tmp_path, spark
+):
+    """Raw files the archiver wrote under transaction v1 have no `card_token` column. A day
+    holding both kinds is processed whole: the old rows read a null token, the new ones keep
+    theirs (whichever file Spark happens to sample first)."""
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    write_history(lake, build_world(seed=8, n_users=200, n_merchants=100), days=1,
+                  volume=600, end=date.fromisoformat(DAYS[1]))  # fmt: skip
+    files = sorted((tmp_path / "lake/raw/transactions" / f"date={DAYS[0]}").rglob("*.parquet"))
+    old = files[: len(files) // 2]
+    for path in old:
+        pq.write_table(pq.read_table(path).drop_columns(["card_token"]), path)
+    old_ids = {t for path in old for t in pq.read_table(path)["transaction_id"].to_pylist()}
+    materialize(lake, spark, (DAYS[0], DAYS[0]))
+
+    raw = ds.dataset(files, format="parquet", schema=RAW_TRANSACTIONS_SCHEMA).to_table()
+    processed = ds.dataset(f"{lake.root}/processed/transactions/date={DAYS[0]}").to_table()
+    token_of = dict(zip(raw["transaction_id"].to_pylist(), raw["card_token"].to_pylist(),
+                        strict=True))  # fmt: skip
+    got = dict(zip(processed["transaction_id"].to_pylist(), processed["card_token"].to_pylist(),
+                   strict=True))  # fmt: skip
+    assert old_ids and len(got) == raw.num_rows
+    assert got == token_of
+    assert {t for t, token in got.items() if token is None} == old_ids
 
 
 def test_profiles_land_in_the_lake_and_in_redis(stack, settings, lake, spark):

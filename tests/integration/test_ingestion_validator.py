@@ -51,7 +51,8 @@ def test_every_message_is_accounted_for_with_its_reason_and_original_bytes(setti
             reasons[envelope["reason"]] += 1
     assert reasons["duplicate"] == 1
     masked = [v for v in by_offset.values() if mask_pans_in_bytes(v) != v]
-    assert len(masked) == 1  # the record that carried a full card number
+    assert len(masked) == 2  # the records carrying a full card number: as last 4, as token
+    assert reasons["bad_card_last4"] == reasons["bad_card_token"] == 1
     assert reasons["missing_field"] == 4
     assert {"undecodable", "oversized", "amount_out_of_range", "unknown_currency"} <= set(reasons)
     assert {"timestamp_in_future", "timestamp_too_old", "wrong_contract"} <= set(reasons)

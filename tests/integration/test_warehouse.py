@@ -47,7 +47,8 @@ def transactions(count: int, **overrides) -> pa.Table:
         {
             "transaction_id": f"t{i:04d}", "user_id": f"u{i % 7}", "merchant_id": f"m{i % 3}",
             "date_id": 20261102, "transaction_time": T0, "amount": 10.0 + i, "currency": "EUR",
-            "country": "FR", "channel": "online", "card_last4": "4242", "declined": False,
+            "country": "FR", "channel": "online", "card_last4": "4242",
+            "card_token": "a" * 52, "declined": False,
             "is_fraud": None, "fraud_type": None, "labelled_at": None, **overrides,
         }
         for i in range(count)
@@ -121,6 +122,24 @@ def test_rows_missing_a_column_or_a_key_are_refused_with_the_reason():
     keyless = transactions(2).set_column(0, "transaction_id", pa.array([None, "t1"], pa.string()))
     with pytest.raises(LoadError, match=r"1 row.* without transaction_id"):
         conform(TRANSACTIONS_FACT, keyless)
+
+
+def test_an_existing_warehouse_gains_the_columns_a_later_schema_adds(warehouse):
+    """A warehouse made before `card_token` (transaction v2) is upgraded in place: its rows
+    stay, the new column reads null for them and takes values from then on."""
+    connection, backend = warehouse
+    before = Table(TRANSACTIONS_FACT.name,
+                   tuple(c for c in TRANSACTIONS_FACT.columns if c[0] != "card_token"),
+                   TRANSACTIONS_FACT.key, "")  # fmt: skip
+    cursor = connection.cursor()
+    cursor.execute(f"DROP TABLE {TRANSACTIONS_FACT.name}")
+    cursor.execute(before.ddl())
+    upsert(connection, backend, before, transactions(2).drop_columns(["card_token"]))
+    create_tables(connection)
+    upsert(connection, backend, TRANSACTIONS_FACT, transactions(3).slice(2))
+    assert fetch(connection, "SELECT transaction_id, card_token FROM transactions_fact "
+                             "ORDER BY transaction_id") == [
+        ("t0000", None), ("t0001", None), ("t0002", "a" * 52)]  # fmt: skip
 
 
 def test_the_date_dimension_knows_weekends_and_the_country_s_holidays(warehouse):

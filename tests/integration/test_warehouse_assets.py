@@ -5,15 +5,17 @@ run changes nothing."""
 from datetime import UTC, date, datetime
 
 import dagster as dg
+import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
 from assets import warehouse as assets
 from assets.processed import processed_transactions
 from assets.raw import raw_labels, raw_transactions
+from fraud_platform.governance.pci import card_token
 from fraud_platform.resources import LakeResource, SparkResource, WarehouseResource
 from fraud_platform.simulation.history import write_history
-from fraud_platform.simulation.reference import build_world
+from fraud_platform.simulation.reference import build_world, card_numbers, user_ids
 
 from .lake_support import write_predictions
 
@@ -32,12 +34,14 @@ RANGE = {
 }
 
 
+WORLD = build_world(seed=5, n_users=300, n_merchants=200)
+
+
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory, spark):
     """Three simulated days processed into the lake (once), with a day of predictions."""
     lake = LakeResource(root=str(tmp_path_factory.mktemp("warehouse-lake")))
-    write_history(lake, build_world(seed=5, n_users=300, n_merchants=200), days=3,
-                  volume=1_500, end=date(2025, 6, 5))  # fmt: skip
+    write_history(lake, WORLD, days=3, volume=1_500, end=date(2025, 6, 5))
     write_predictions(lake, DAYS[1])
     spark_resource = SparkResource(master="local[2]", shuffle_partitions=4)
     with dg.instance_for_test() as instance:
@@ -98,6 +102,12 @@ def test_the_lake_s_days_land_in_the_star_schema_once(lake, warehouse):
     assert query(warehouse, "SELECT COUNT(*) FROM model_predictions_fact") == [(per_day[day],)]
     assert query(warehouse, "SELECT COUNT(*) FROM date_dimension") == [(3,)]
     assert query(warehouse, "SELECT COUNT(*) FROM users_dimension") == [(300,)]
+    cards = query(warehouse, "SELECT DISTINCT user_id, card_last4, card_token "
+                             "FROM transactions_fact")  # fmt: skip
+    numbers = dict(zip(user_ids(np.arange(WORLD.n_users)), card_numbers(WORLD), strict=True))
+    assert len(cards) == len({user for user, _, _ in cards})  # one card per user, followed
+    assert all(last4 == numbers[user][-4:] and token == card_token(numbers[user])
+               for user, last4, token in cards)  # fmt: skip
     rows = query(warehouse, "SELECT date_id, transactions, predictions FROM daily_business_metrics")
     metrics = {row[0]: row[1:] for row in rows}
     assert metrics == {d: (n, n if d == day else 0) for d, n in per_day.items()}

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fraud_platform.config import PROJECT_ROOT
+from fraud_platform.governance.pci import card_token
 from fraud_platform.importing.importer import ImportError_, Mapping, import_to_lake
 from fraud_platform.resources import LakeResource
 
@@ -111,6 +112,7 @@ transaction:
     assert raw["transaction_id"].to_pylist() == ["bank-1", "bank-2"]
     assert raw["currency"].to_pylist() == ["EUR", "USD"]
     assert raw["card_last4"].to_pylist() == ["1111", None]  # never the full number
+    assert raw["card_token"].to_pylist() == [card_token("4111111111111111"), None]
     assert "4111" not in str(raw.to_pylist())
 
 

@@ -22,6 +22,15 @@ def test_only_the_last_four_digits_and_a_keyed_token_are_kept():
     assert protect_card(VISA)["card_token"] == kept["card_token"]  # stable per card
 
 
+def test_tokens_never_look_like_card_numbers_to_the_scanner():
+    """The scanner must pass a store full of tokens: 20,000 of them hold no PAN-like run (hex
+    tokens would: 36 of these 20,000 hold a run of 13+ digits that passes as a card number)."""
+    tokens = [card_token(f"4{i:015d}") for i in range(20_000)]
+    assert len(set(tokens)) == len(tokens)
+    assert all(len(t) == 52 and t.isalnum() and t == t.lower() for t in tokens)
+    assert find_pans(" ".join(tokens)) == []
+
+
 def test_a_non_card_number_is_refused():
     with pytest.raises(ValueError, match="not a card number"):
         protect_card("4111111111111112")  # fails Luhn

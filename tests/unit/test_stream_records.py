@@ -1,14 +1,17 @@
-"""The enrichment job's written-out encoder produces fastavro's bytes for the enriched
-contract, so every reader of transactions-enriched decodes it as before."""
+"""The jobs' codecs: the enrichment's written-out encoder produces fastavro's bytes for the
+enriched contract, so every reader of transactions-enriched decodes it as before; the raw
+codec reads every version of the transaction contract as the latest."""
 
 import copy
+import json
 import random
 
 import pytest
 from fraud_streaming.records import Codec, EnrichedCodec
 
-from fraud_platform.contracts import ENRICHED_TRANSACTION
+from fraud_platform.contracts import CONTRACTS, ENRICHED_TRANSACTION, TRANSACTION
 from fraud_platform.features.stream import enriched_feature_names
+from fraud_platform.streaming.jobs import contract_spec
 
 CONTRACT = {"id": ENRICHED_TRANSACTION.schema_id, "schema": ENRICHED_TRANSACTION.wire_schema}
 
@@ -50,3 +53,14 @@ def test_a_value_fastavro_refuses_is_refused_with_its_feature(value):
         Codec(CONTRACT).encode(record)
     with pytest.raises(ValueError, match="feature amount"):
         EnrichedCodec(CONTRACT).encode(record)
+
+
+def test_the_raw_codec_reads_a_producer_still_on_the_older_version():
+    codec = Codec(json.loads(json.dumps(contract_spec(TRANSACTION))))  # as the spec file has it
+    v1 = next(c for c in CONTRACTS.values() if c.name == "transaction" and c.version == 1)
+    old = codec.decode(v1.encode({"transaction_id": "t-1", "card_last4": "1111"}))
+    assert old["transaction_id"] == "t-1" and old["card_token"] is None
+    new = codec.decode(TRANSACTION.encode({"transaction_id": "t-2", "card_token": "k" * 52}))
+    assert new["card_token"] == "k" * 52
+    with pytest.raises(ValueError, match=f"schema id {ENRICHED_TRANSACTION.schema_id} "):
+        codec.decode(ENRICHED_TRANSACTION.encode(random_record(random.Random(1))))

@@ -6,10 +6,12 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraud_platform.contracts import FRAUD_LABEL, TRANSACTION, ContractError, decode_any
+from fraud_platform.contracts import CONTRACTS, FRAUD_LABEL, TRANSACTION, ContractError, decode_any
+from fraud_platform.governance.pci import card_token
 from fraud_platform.ingestion.rules import INCOMPLETE, SCHEMA_ERRORS, Rules
 
 NOW = 1_764_000_000_000
+VISA = "4111111111111111"
 RULES = Rules()
 
 
@@ -23,6 +25,7 @@ def valid(**overrides) -> dict:
         "timestamp": NOW - 1000,
         "location": {"lat": 40.7, "lon": -74.0},
         "card_last4": "4242",
+        "card_token": card_token(VISA),
     }
     record.update(overrides)
     return record
@@ -32,6 +35,13 @@ def test_a_valid_record_passes():
     verdict = RULES.check(TRANSACTION.encode(valid()), NOW)
     assert verdict.rejection is None
     assert (verdict.transaction_id, verdict.user_id) == ("txn_1", "user_1")
+
+
+def test_a_producer_still_on_transaction_v1_is_accepted():
+    v1 = next(c for c in CONTRACTS.values() if c.name == "transaction" and c.version == 1)
+    record = {k: v for k, v in valid().items() if k != "card_token"}
+    verdict = RULES.check(v1.encode(record), NOW)
+    assert verdict.rejection is None and verdict.transaction_id == "txn_1"
 
 
 def test_a_batch_keeps_order_and_names_each_reject():
@@ -66,7 +76,7 @@ def test_a_batch_keeps_order_and_names_each_reject():
     ]
     assert (
         verdicts[5][2][2]
-        == "1 bytes left after a transaction v1 record: not written with this schema"
+        == "1 bytes left after a transaction v2 record: not written with this schema"
     )
     assert verdicts[6][2][2] == "schema id 4294967295 is not registered"
 
@@ -85,15 +95,17 @@ def test_each_rule_names_the_field():
         "days old": valid(timestamp=NOW - 30 * 86_400_000),
         "is not on Earth": valid(location={"lat": 0.0, "lon": 200.0}),
         "card_last4 has 16 characters": valid(card_last4="4242424242424242"),
+        "card_token has 16 characters": valid(card_token="4242424242424242"),
+        "card_token has 52 characters, not the 52": valid(card_token="A" * 52),  # not base32
     }
     for expected, record in cases.items():
         rejection = RULES.check_record(record, NOW)
         assert rejection is not None and rejection.dlq == SCHEMA_ERRORS, expected
         assert expected in rejection.detail
-    assert (
-        "4242424242424242"
-        not in RULES.check_record(cases["card_last4 has 16 characters"], NOW).detail
-    )
+    for field in ("card_last4", "card_token"):  # a number in the wrong place is never echoed
+        detail = RULES.check_record(cases[f"{field} has 16 characters"], NOW).detail
+        assert "4242424242424242" not in detail
+    assert RULES.check_record(valid(card_token=card_token(VISA)), NOW) is None
 
 
 def test_missing_required_fields_go_to_incomplete():
