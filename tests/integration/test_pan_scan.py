@@ -53,7 +53,8 @@ def fact_rows(records: list[dict]) -> pa.Table:
          "transaction_time": datetime.fromtimestamp(r["timestamp"] / 1000, UTC)
          .replace(tzinfo=None), "amount": r["amount"], "currency": r["currency"],
          "country": r["country"], "channel": r["channel"], "card_last4": r["card_last4"],
-         "declined": False, "is_fraud": None, "fraud_type": None, "labelled_at": None}
+         "card_token": r["card_token"], "declined": False, "is_fraud": None, "fraud_type": None,
+         "labelled_at": None}
         for r in records
     ])  # fmt: skip
 
