@@ -6,6 +6,7 @@ Screenshots land in docs/screenshots/, which the README shows.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import date, timedelta
 
@@ -145,11 +146,17 @@ def open_page(browser, url: str, ready_xpath: str):
 
 def dismiss_community_modal(browser) -> None:
     """A new browser profile is asked to join Dagster's community, at some point after the
-    page renders; skip it wherever it shows up."""
+    page renders; skip it wherever it shows up. A Skip button still sliding in may not take
+    the click yet: every click loop (`click`) calls this again until it does."""
+    from selenium.common.exceptions import (
+        ElementClickInterceptedException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.common.by import By
 
     for button in browser.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
-        button.click()
+        with contextlib.suppress(ElementClickInterceptedException, StaleElementReferenceException):
+            button.click()
 
 
 def click(browser, element, then_type: str = "") -> bool:
