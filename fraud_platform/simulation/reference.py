@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -74,6 +74,8 @@ class World:
     merchant_risk: np.ndarray
     merchants_by_city: list[np.ndarray]  # card-present merchants of each city
     online_merchants: np.ndarray
+    # The users' card tokens by signing key: every simulated day needs them, made once.
+    card_tokens: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_users(self) -> int:
@@ -111,7 +113,10 @@ def card_numbers(world: World) -> list[str]:
 def card_tokens(world: World) -> np.ndarray:
     """The keyed token of each user's card (FRAUD_CARD_TOKEN_KEY), by user index."""
     key = signing_key(KEY_ENV)
-    return np.array([card_token(number, key) for number in card_numbers(world)])
+    if key not in world.card_tokens:
+        numbers = card_numbers(world)
+        world.card_tokens[key] = np.array([card_token(number, key) for number in numbers])
+    return world.card_tokens[key]
 
 
 def build_world(seed: int, n_users: int = 5_000, n_merchants: int = 10_000) -> World:
