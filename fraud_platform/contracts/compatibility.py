@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from fraud_platform.contracts.registry import CONTRACTS, Contract
+from fraud_platform.contracts.registry import CONTRACTS, versions
 
 PROMOTIONS = {
     "int": {"int", "long", "float", "double"},
@@ -78,13 +78,9 @@ def _record_problems(writer: dict, reader: dict, where: str) -> list[str]:
 
 def check_all() -> list[str]:
     """Problems across every pair of consecutive versions of every contract."""
-    by_name: dict[str, list[Contract]] = {}
-    for contract in CONTRACTS.values():
-        by_name.setdefault(contract.name, []).append(contract)
     found = []
-    for name, versions in by_name.items():
-        versions.sort(key=lambda c: c.version)
-        for old, new in itertools.pairwise(versions):
+    for name in sorted({c.name for c in CONTRACTS.values()}):
+        for old, new in itertools.pairwise(versions(name)):
             found += [
                 f"{name} v{new.version} cannot read v{old.version}: {p}"
                 for p in problems(old.schema, new.schema)

@@ -95,11 +95,16 @@ def _load() -> dict[int, Contract]:
 CONTRACTS: dict[int, Contract] = _load()
 
 
-def latest(name: str) -> Contract:
-    versions = [c for c in CONTRACTS.values() if c.name == name]
-    if not versions:
+def versions(name: str) -> list[Contract]:
+    """Every registered version of a contract, oldest first."""
+    found = sorted((c for c in CONTRACTS.values() if c.name == name), key=lambda c: c.version)
+    if not found:
         raise KeyError(f"no contract named {name!r}")
-    return max(versions, key=lambda c: c.version)
+    return found
+
+
+def latest(name: str) -> Contract:
+    return versions(name)[-1]
 
 
 def writer_of(data: bytes) -> Contract:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fraud_platform.config import Settings
-from fraud_platform.contracts import CONTRACTS, DEAD_LETTER, ENRICHED_TRANSACTION, TRANSACTION
-from fraud_platform.contracts.registry import Contract
+from fraud_platform.contracts import DEAD_LETTER, ENRICHED_TRANSACTION, TRANSACTION
+from fraud_platform.contracts.registry import Contract, versions
 from fraud_platform.features.catalog import WINDOWS_MS
 from fraud_platform.features.online import PROFILE_KEYS, STREAM_WINDOWS
 from fraud_platform.features.stream import enriched_feature_names, stream_features
@@ -139,8 +139,8 @@ DEFAULT_DEPLOYMENT = Deployment()
 def contract_spec(contract: Contract) -> dict[str, Any]:
     """A contract as the jobs get it: its id and schema, and every earlier version's (by id),
     so a message from a producer still on an older version is read as this one."""
-    older = {c.schema_id: c.wire_schema for c in CONTRACTS.values()
-             if c.name == contract.name and c.version < contract.version}  # fmt: skip
+    older = {c.schema_id: c.wire_schema for c in versions(contract.name)
+             if c.version < contract.version}  # fmt: skip
     return {"id": contract.schema_id, "schema": contract.wire_schema, "older": older}
 
 

@@ -9,7 +9,8 @@ import random
 import pytest
 from fraud_streaming.records import Codec, EnrichedCodec
 
-from fraud_platform.contracts import CONTRACTS, ENRICHED_TRANSACTION, TRANSACTION
+from fraud_platform.contracts import ENRICHED_TRANSACTION, TRANSACTION
+from fraud_platform.contracts.registry import versions
 from fraud_platform.features.stream import enriched_feature_names
 from fraud_platform.streaming.jobs import contract_spec
 
@@ -57,7 +58,7 @@ def test_a_value_fastavro_refuses_is_refused_with_its_feature(value):
 
 def test_the_raw_codec_reads_a_producer_still_on_the_older_version():
     codec = Codec(json.loads(json.dumps(contract_spec(TRANSACTION))))  # as the spec file has it
-    v1 = next(c for c in CONTRACTS.values() if c.name == "transaction" and c.version == 1)
+    v1 = versions("transaction")[0]
     old = codec.decode(v1.encode({"transaction_id": "t-1", "card_last4": "1111"}))
     assert old["transaction_id"] == "t-1" and old["card_token"] is None
     new = codec.decode(TRANSACTION.encode({"transaction_id": "t-2", "card_token": "k" * 52}))

@@ -6,7 +6,8 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraud_platform.contracts import CONTRACTS, FRAUD_LABEL, TRANSACTION, ContractError, decode_any
+from fraud_platform.contracts import FRAUD_LABEL, TRANSACTION, ContractError, decode_any
+from fraud_platform.contracts.registry import versions
 from fraud_platform.governance.pci import card_token
 from fraud_platform.ingestion.rules import INCOMPLETE, SCHEMA_ERRORS, Rules
 
@@ -38,7 +39,7 @@ def test_a_valid_record_passes():
 
 
 def test_a_producer_still_on_transaction_v1_is_accepted():
-    v1 = next(c for c in CONTRACTS.values() if c.name == "transaction" and c.version == 1)
+    v1 = versions("transaction")[0]
     record = {k: v for k, v in valid().items() if k != "card_token"}
     verdict = RULES.check(v1.encode(record), NOW)
     assert verdict.rejection is None and verdict.transaction_id == "txn_1"
