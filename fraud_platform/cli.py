@@ -769,5 +769,122 @@ def scan(stores: tuple[str, ...]) -> None:
     console.print(f"no card number in {', '.join(stores or STORES)}")
 
 
+@main.group()
+def backup() -> None:
+    """Backups in the lake and the inventory of every copy recovery can start from
+    (fraud_platform/recovery/backups.py)."""
+
+
+def _backed_up(what: str, take) -> None:
+    """Run a backup (it audits itself); a refusal is audited and exits 1 with the reason."""
+    from fraud_platform.governance import audit
+    from fraud_platform.recovery.backups import BackupError
+
+    try:
+        copy = take()
+    except BackupError as error:
+        audit.record(f"backup.{what}", what, {}, outcome=str(error))
+        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(1)
+    console.print(f"{what}: {copy.files} file(s), {copy.bytes:,} bytes -> {copy.path}")
+
+
+@backup.command("redis")
+def backup_redis() -> None:
+    """Snapshot Redis (BGSAVE) and copy the RDB into the lake."""
+    from fraud_platform.recovery import backups
+    from fraud_platform.resources import build_resources
+
+    resources = build_resources()
+    _backed_up("redis", lambda: backups.snapshot_redis(resources["redis"].client(),
+                                                      resources["lake"]))  # fmt: skip
+
+
+@backup.command("warehouse")
+def backup_warehouse() -> None:
+    """Export every warehouse table to Parquet in the lake."""
+    from datetime import UTC, datetime
+
+    from fraud_platform.recovery import backups
+    from fraud_platform.resources import build_resources
+
+    resources = build_resources()
+
+    def take():
+        with resources["warehouse"].connect() as connection:
+            return backups.export_warehouse(connection, resources["lake"], datetime.now(UTC))
+
+    _backed_up("warehouse", take)
+
+
+@backup.command("models")
+def backup_models() -> None:
+    """Copy the model registry (candidates, pointer, history) in the lake."""
+    from datetime import UTC, datetime
+
+    from fraud_platform.recovery import backups
+    from fraud_platform.resources import build_resources
+
+    lake = build_resources()["lake"]
+    _backed_up("models", lambda: backups.export_models(lake, datetime.now(UTC)))
+
+
+@backup.command()
+def inventory() -> None:
+    """List every kind of backup: copies, the newest and its age; exit 1 if a scheduled one
+    is missing or stale."""
+    from datetime import UTC, datetime
+
+    from fraud_platform.recovery import backups
+    from fraud_platform.resources import build_resources
+
+    settings = Settings.from_env()
+    now = datetime.now(UTC)
+    holdings = backups.inventory(settings.home, build_resources(settings)["lake"])
+    table = Table("backup", "taken", "copies", "newest (UTC)", "age", "status", "where",
+                  title="backups")  # fmt: skip
+    colours = {"ok": "green", "none": "yellow", "stale": "red", "missing": "red"}
+    for holding in holdings:
+        age, status = holding.age(now), holding.status(now)
+        table.add_row(holding.kind, holding.taken, str(holding.copies),
+                      f"{holding.newest:%Y-%m-%d %H:%M:%S}" if holding.newest else "-",
+                      str(age).split(".")[0] if age is not None else "-",
+                      f"[{colours[status]}]{status}[/]", holding.where)  # fmt: skip
+    Console(width=200).print(table)
+    if any(h.status(now) in ("stale", "missing") for h in holdings):
+        sys.exit(1)
+
+
+@main.group()
+def restore() -> None:
+    """Put backups back (fraud_platform/recovery/restore.py)."""
+
+
+@restore.command("redis")
+@click.option("--snapshot", help="A snapshot path in the lake; the newest by default.")
+def restore_redis(snapshot: str | None) -> None:
+    """Copy a Redis snapshot from the lake into the running Redis: keys it lacks come back
+    with their TTLs, keys it has (written since) are kept."""
+    from fraud_platform.governance import audit
+    from fraud_platform.recovery import restore as restoring
+    from fraud_platform.recovery.backups import BackupError
+    from fraud_platform.resources import build_resources
+
+    resources = build_resources()
+    bar, task = _progress(None, "restoring keys")
+    try:
+        with bar:
+            result = restoring.restore_redis_from_lake(
+                resources["redis"].client(), resources["lake"], snapshot or "",
+                lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+    except BackupError as error:
+        audit.record("restore.redis", snapshot or "newest", {}, outcome=str(error))
+        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(1)
+    console.print(f"{result.restored:,} keys restored from {result.snapshot}; "
+                  f"{result.kept_live:,} kept as Redis had them (written since)")  # fmt: skip
+
+
 if __name__ == "__main__":
     main()

@@ -7,6 +7,7 @@ so adding a domain is one import here.
 import dagster as dg
 
 from assets import (
+    backups,
     features,
     governance,
     kafka_topics,
@@ -39,5 +40,6 @@ defs = dg.Definitions.merge(
     labels.defs,
     alerts.defs,
     audit_sensors.defs,
+    backups.defs,
     dg.Definitions(resources=build_resources()),
 )

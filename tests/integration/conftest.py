@@ -17,6 +17,7 @@ from fraud_platform.config import Settings
 from fraud_platform.resources import WarehouseResource, build_resources
 from fraud_platform.spark import get_spark, stop_spark
 from fraud_platform.stack.manager import Stack
+from fraud_platform.warehouse.schema import create_tables
 
 from ..conftest import free_port
 from .ingestion_support import TopicSet
@@ -82,6 +83,25 @@ def snowflake_warehouse() -> WarehouseResource:
             cursor.execute("CREATE DATABASE IF NOT EXISTS fraud")
             cursor.execute("CREATE SCHEMA IF NOT EXISTS fraud.analytics")
         yield warehouse
+
+
+@pytest.fixture(params=["duckdb", "snowflake"])
+def warehouse(request, tmp_path):
+    """(connection, backend) with the star schema created, empty: a DuckDB file, and a fresh
+    schema on the session's fakesnow server."""
+    if request.param == "duckdb":
+        resource = WarehouseResource(duckdb_path=str(tmp_path / "warehouse.duckdb"))
+        with resource.connect() as connection:
+            create_tables(connection)
+            yield connection, "duckdb"
+        return
+    with request.getfixturevalue("snowflake_warehouse").connect() as connection:
+        cursor = connection.cursor()
+        schema = f"fraud.t{uuid.uuid4().hex[:8]}"
+        cursor.execute(f"CREATE SCHEMA {schema}")
+        cursor.execute(f"USE SCHEMA {schema}")
+        create_tables(connection)
+        yield connection, "snowflake"
 
 
 @pytest.fixture(scope="session")

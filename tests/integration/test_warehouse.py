@@ -1,13 +1,11 @@
 """The star schema and its loads, the same tests on both backends: a DuckDB file, and
 Snowflake through a fakesnow server reached by the real connector (dagster-snowflake)."""
 
-import uuid
 from datetime import date, datetime
 
 import pyarrow as pa
 import pytest
 
-from fraud_platform.resources import WarehouseResource
 from fraud_platform.warehouse.calendar import date_id, date_rows
 from fraud_platform.warehouse.loading import LoadError, conform, upsert
 from fraud_platform.warehouse.metrics import daily_metrics, refresh_daily_metrics
@@ -22,24 +20,6 @@ from fraud_platform.warehouse.schema import (
 )
 
 T0 = datetime(2026, 11, 2, 9, 30)
-
-
-@pytest.fixture(params=["duckdb", "snowflake"])
-def warehouse(request, tmp_path):
-    """(connection, backend) with the star schema created, empty."""
-    if request.param == "duckdb":
-        resource = WarehouseResource(duckdb_path=str(tmp_path / "warehouse.duckdb"))
-        with resource.connect() as connection:
-            create_tables(connection)
-            yield connection, "duckdb"
-        return
-    with request.getfixturevalue("snowflake_warehouse").connect() as connection:
-        cursor = connection.cursor()
-        schema = f"fraud.t{uuid.uuid4().hex[:8]}"
-        cursor.execute(f"CREATE SCHEMA {schema}")
-        cursor.execute(f"USE SCHEMA {schema}")
-        create_tables(connection)
-        yield connection, "snowflake"
 
 
 def transactions(count: int, **overrides) -> pa.Table:

@@ -1,0 +1,90 @@
+"""Backups in the lake: the feature store's RDB snapshot every hour, the warehouse and the
+model registry every day after the nightly batch (fraud_platform/recovery/backups.py); and
+the job that puts a Redis snapshot back (fraud_platform/recovery/restore.py)."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from assets.models import production_model
+from assets.warehouse import daily_business_metrics, transactions_fact
+from fraud_platform.recovery import backups, restore
+from fraud_platform.resources import LakeResource, RedisResource, WarehouseResource
+
+BACKUPS = {"key_prefix": "backups", "group_name": "backups"}
+RUNNING = dg.DefaultScheduleStatus.RUNNING
+
+
+def _result(backup: backups.Backup) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(backup.path),
+            "files": backup.files,
+            "bytes": backup.bytes,
+        }
+    )
+
+
+@dg.asset(**BACKUPS, kinds={"redis"})
+def redis_snapshot(redis: RedisResource, lake: LakeResource) -> dg.MaterializeResult:
+    """A fresh RDB snapshot of the online feature store, copied into the lake: the restore
+    point that survives losing the machine (Redis's own RDB and AOF do not)."""
+    return _result(backups.snapshot_redis(redis.client(), lake))
+
+
+@dg.asset(**BACKUPS, deps=[transactions_fact, daily_business_metrics],
+          kinds={"duckdb", "snowflake", "parquet"})  # fmt: skip
+def warehouse_export(lake: LakeResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Every warehouse table as Parquet in the lake, one folder per export."""
+    with warehouse.connect() as connection:
+        return _result(backups.export_warehouse(connection, lake, datetime.now(UTC)))
+
+
+@dg.asset(**BACKUPS, deps=[production_model])
+def model_registry_export(lake: LakeResource) -> dg.MaterializeResult:
+    """The model registry (candidates, production pointer, promotion history) copied under
+    one stamp, so a lost or overwritten pointer can be put back."""
+    return _result(backups.export_models(lake, datetime.now(UTC)))
+
+
+class RedisRestoreConfig(dg.Config):
+    snapshot: str = ""  # a snapshot path in the lake; the newest when empty
+
+
+@dg.op(description="Copy a Redis snapshot from the lake into the running Redis: the keys it "
+       "lacks come back with their TTLs; keys it has, written since, are kept.")  # fmt: skip
+def restore_redis_snapshot(
+    context: dg.OpExecutionContext, config: RedisRestoreConfig, redis: RedisResource,
+    lake: LakeResource,
+) -> dg.Output[int]:  # fmt: skip
+
+    def log(done: int, total: int) -> None:
+        if done == total or done % 100_000 == 0:
+            context.log.info(f"{done:,} of {total:,} keys")
+
+    result = restore.restore_redis_from_lake(redis.client(), lake, config.snapshot, log)
+    return dg.Output(result.restored, metadata=vars(result))
+
+
+@dg.job(description="Restore the online feature store from the lake's newest Redis snapshot "
+        "(or a chosen one), while Redis serves.")  # fmt: skip
+def redis_restore() -> None:
+    restore_redis_snapshot()
+
+
+redis_backup = dg.define_asset_job("redis_backup", selection=[redis_snapshot])
+daily_exports = dg.define_asset_job(
+    "daily_exports", selection=[warehouse_export, model_registry_export]
+)
+
+defs = dg.Definitions(
+    assets=[redis_snapshot, warehouse_export, model_registry_export],
+    jobs=[redis_backup, daily_exports, redis_restore],
+    schedules=[
+        dg.ScheduleDefinition(job=redis_backup, cron_schedule="30 * * * *", default_status=RUNNING),
+        # After the nightly batch (02:00) and the retention cleanup (05:00).
+        dg.ScheduleDefinition(
+            job=daily_exports, cron_schedule="30 5 * * *", default_status=RUNNING
+        ),
+    ],
+)
