@@ -886,5 +886,34 @@ def restore_redis(snapshot: str | None) -> None:
                   f"{result.kept_live:,} kept as Redis had them (written since)")  # fmt: skip
 
 
+@restore.command("lake-date")
+@click.argument("topic", type=click.Choice(ARCHIVED_TOPICS))
+@click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]))
+def restore_lake_date(topic: str, day) -> None:
+    """The corruption runbook for one date of TOPIC's lake table: name its damaged files,
+    move all its files to the quarantine, rebuild it from Kafka, and check it again; exit 1
+    if it is still damaged or fails a check."""
+    import os
+
+    from fraud_platform.ingestion.archiver import ROUTES
+    from fraud_platform.recovery.corruption import quality_checks, repair_date
+    from fraud_platform.resources import build_resources
+
+    settings = Settings.from_env()
+    lake, route = build_resources(settings)["lake"], ROUTES[topic]
+    with console.status(f"repairing {topic} {day:%Y-%m-%d}"):
+        repair = repair_date(route, settings.kafka_bootstrap, lake, day.date(),
+                             os.environ.get("FRAUD_TOPIC_PREFIX", ""),
+                             quality_checks(route, lake))  # fmt: skip
+    for damage in repair.damaged:
+        console.print(f"damaged: {damage.path}: {damage.reason}", highlight=False)
+    console.print(f"{len(repair.quarantined)} file(s) quarantined; {repair.rows:,} rows rebuilt "
+                  f"from Kafka; checks: {repair.checks or 'none for this table'}")  # fmt: skip
+    if not repair.healthy:
+        for damage in repair.damaged_after:
+            console.print(f"[bold red]still damaged:[/] {damage.path}: {damage.reason}")
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

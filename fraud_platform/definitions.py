@@ -7,7 +7,6 @@ so adding a domain is one import here.
 import dagster as dg
 
 from assets import (
-    backups,
     features,
     governance,
     kafka_topics,
@@ -15,6 +14,7 @@ from assets import (
     processed,
     quality,
     raw,
+    recovery,
     streaming,
     training,
     warehouse,
@@ -40,6 +40,6 @@ defs = dg.Definitions.merge(
     labels.defs,
     alerts.defs,
     audit_sensors.defs,
-    backups.defs,
+    recovery.defs,
     dg.Definitions(resources=build_resources()),
 )

@@ -105,7 +105,7 @@ def test_the_inventory_tells_fresh_stale_and_missing_backups(lake, tmp_path):
 
 def test_dagster_takes_the_backups_and_its_restore_job_puts_a_lost_key_back(resources, lake,
                                                                             unique):  # fmt: skip
-    from assets.backups import model_registry_export, redis_restore, redis_snapshot
+    from assets.recovery import model_registry_export, redis_restore, redis_snapshot
 
     client = resources["redis"].client()
     key = f"backup-test:{unique}:lost"

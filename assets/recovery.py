@@ -1,6 +1,7 @@
-"""Backups in the lake: the feature store's RDB snapshot every hour, the warehouse and the
-model registry every day after the nightly batch (fraud_platform/recovery/backups.py); and
-the job that puts a Redis snapshot back (fraud_platform/recovery/restore.py)."""
+"""Recovery: backups in the lake (the feature store's RDB snapshot every hour, the
+warehouse and the model registry every day after the nightly batch), the job that puts a
+Redis snapshot back, and the corruption runbook for one date of a lake table
+(fraud_platform/recovery/)."""
 
 from datetime import UTC, datetime
 
@@ -8,8 +9,14 @@ import dagster as dg
 
 from assets.models import production_model
 from assets.warehouse import daily_business_metrics, transactions_fact
-from fraud_platform.recovery import backups, restore
-from fraud_platform.resources import LakeResource, RedisResource, WarehouseResource
+from fraud_platform.ingestion.archiver import ROUTES
+from fraud_platform.recovery import backups, corruption, restore
+from fraud_platform.resources import (
+    KafkaResource,
+    LakeResource,
+    RedisResource,
+    WarehouseResource,
+)
 
 BACKUPS = {"key_prefix": "backups", "group_name": "backups"}
 RUNNING = dg.DefaultScheduleStatus.RUNNING
@@ -57,7 +64,6 @@ def restore_redis_snapshot(
     context: dg.OpExecutionContext, config: RedisRestoreConfig, redis: RedisResource,
     lake: LakeResource,
 ) -> dg.Output[int]:  # fmt: skip
-
     def log(done: int, total: int) -> None:
         if done == total or done % 100_000 == 0:
             context.log.info(f"{done:,} of {total:,} keys")
@@ -72,6 +78,45 @@ def redis_restore() -> None:
     restore_redis_snapshot()
 
 
+class LakeRepairConfig(dg.Config):
+    topic: str = "transactions-raw"  # the archived topic whose lake table is damaged
+    date: str  # YYYY-MM-DD
+    topic_prefix: str = ""
+
+
+@dg.op(description="The corruption runbook for one date of an archived lake table: name "
+       "its damaged files, quarantine them all, rebuild it from Kafka, check it.")  # fmt: skip
+def repair_lake_date(
+    context: dg.OpExecutionContext, config: LakeRepairConfig, lake: LakeResource,
+    kafka: KafkaResource,
+) -> dg.Output[int]:  # fmt: skip
+    route = ROUTES[config.topic]
+    day = datetime.strptime(config.date, "%Y-%m-%d").date()
+    checks = corruption.quality_checks(route, lake)
+    repair = corruption.repair_date(route, kafka.bootstrap_servers, lake, day,
+                                    config.topic_prefix, checks)  # fmt: skip
+    for damage in repair.damaged:
+        context.log.warning(f"damaged: {damage.path}: {damage.reason}")
+    if not repair.healthy:
+        raise dg.Failure(f"{route.table.path} {day} is still damaged after the rebuild",
+                         metadata={"damaged": dg.MetadataValue.json(
+                                       [vars(d) for d in repair.damaged_after]),
+                                   "checks": dg.MetadataValue.json(repair.checks)})  # fmt: skip
+    return dg.Output(repair.rows, metadata={
+        "damaged": dg.MetadataValue.json([vars(d) for d in repair.damaged]),
+        "quarantined": len(repair.quarantined), "rows": repair.rows,
+        "checks": dg.MetadataValue.json(repair.checks),
+        "next": f"re-materialize {config.date} downstream of {route.table.path} (Materialize "
+                "with the partition, or a backfill)",
+    })  # fmt: skip
+
+
+@dg.job(description="Data-corruption runbook for one date: quarantine, rebuild from Kafka, "
+        "check; then re-materialize the date downstream.")  # fmt: skip
+def lake_repair() -> None:
+    repair_lake_date()
+
+
 redis_backup = dg.define_asset_job("redis_backup", selection=[redis_snapshot])
 daily_exports = dg.define_asset_job(
     "daily_exports", selection=[warehouse_export, model_registry_export]
@@ -79,7 +124,7 @@ daily_exports = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=[redis_snapshot, warehouse_export, model_registry_export],
-    jobs=[redis_backup, daily_exports, redis_restore],
+    jobs=[redis_backup, daily_exports, redis_restore, lake_repair],
     schedules=[
         dg.ScheduleDefinition(job=redis_backup, cron_schedule="30 * * * *", default_status=RUNNING),
         # After the nightly batch (02:00) and the retention cleanup (05:00).
