@@ -59,7 +59,8 @@ class RedisRestoreConfig(dg.Config):
 
 
 @dg.op(description="Copy a Redis snapshot from the lake into the running Redis: the keys it "
-       "lacks come back with their TTLs; keys it has, written since, are kept.")  # fmt: skip
+       "lacks come back with their TTLs; keys it has, written since, are kept. Then the "
+       "windows of entities with events since the snapshot are rebuilt from the lake.")  # fmt: skip
 def restore_redis_snapshot(
     context: dg.OpExecutionContext, config: RedisRestoreConfig, redis: RedisResource,
     lake: LakeResource,
@@ -68,8 +69,12 @@ def restore_redis_snapshot(
         if done == total or done % 100_000 == 0:
             context.log.info(f"{done:,} of {total:,} keys")
 
-    result = restore.restore_redis_from_lake(redis.client(), lake, config.snapshot, log)
-    return dg.Output(result.restored, metadata=vars(result))
+    result, rebuild = restore.restore_online_store(redis.client(), lake, config.snapshot, log)
+    context.log.info(f"windows rebuilt since the snapshot: {vars(rebuild)}")
+    return dg.Output(result.restored, metadata={
+        **vars(result), "windows_rebuilt": rebuild.written, "windows_kept": rebuild.kept,
+        "entities_with_events_since": dg.MetadataValue.json(rebuild.entities),
+    })  # fmt: skip
 
 
 @dg.job(description="Restore the online feature store from the lake's newest Redis snapshot "

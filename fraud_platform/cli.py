@@ -864,7 +864,8 @@ def restore() -> None:
 @click.option("--snapshot", help="A snapshot path in the lake; the newest by default.")
 def restore_redis(snapshot: str | None) -> None:
     """Copy a Redis snapshot from the lake into the running Redis: keys it lacks come back
-    with their TTLs, keys it has (written since) are kept."""
+    with their TTLs, keys it has (written since) are kept. Then rebuild from the lake the
+    windows of every user and merchant with events since the snapshot."""
     from fraud_platform.governance import audit
     from fraud_platform.recovery import restore as restoring
     from fraud_platform.recovery.backups import BackupError
@@ -874,7 +875,7 @@ def restore_redis(snapshot: str | None) -> None:
     bar, task = _progress(None, "restoring keys")
     try:
         with bar:
-            result = restoring.restore_redis_from_lake(
+            result, rebuild = restoring.restore_online_store(
                 resources["redis"].client(), resources["lake"], snapshot or "",
                 lambda done, total: bar.update(task, completed=done, total=total),
             )  # fmt: skip
@@ -884,6 +885,11 @@ def restore_redis(snapshot: str | None) -> None:
         sys.exit(1)
     console.print(f"{result.restored:,} keys restored from {result.snapshot}; "
                   f"{result.kept_live:,} kept as Redis had them (written since)")  # fmt: skip
+    entities = ", ".join(f"{n:,} {kind}s" for kind, n in rebuild.entities.items())
+    console.print(
+        f"windows rebuilt from the lake for {entities} with events since the "
+        f"snapshot: {rebuild.written:,} written, {rebuild.kept:,} newer kept"
+    )
 
 
 @restore.command("lake-date")

@@ -1,7 +1,41 @@
-"""Kafka client patterns of the hot path: producing without dropping a message when the
-client's local queue is full, and consuming in batches without waiting for one to fill."""
+"""Kafka client patterns: producing without dropping a message when the client's local queue
+is full, consuming in batches without waiting for one to fill, and noticing a client that a
+fatal error has made unusable."""
 
 from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger("fraud_platform.messaging")
+
+
+class FatalWatch:
+    """A client's `error_cb` that keeps the first fatal error, for a loop to check.
+
+    librdkafka fences a static group member (`group.instance.id`) that rejoins after its
+    session timed out, as it does when the broker is gone longer than `session.timeout.ms`
+    (confluentinc/librdkafka#3437). The consumer is unusable from then on: its calls just
+    return nothing. A loop that checks `error` replaces the client.
+    """
+
+    def __init__(self) -> None:
+        self.error: Any = None  # confluent_kafka.KafkaError
+
+    def __call__(self, error: Any) -> None:
+        """Take any client error; keep it if fatal. A consumer reports its fatal error as a
+        message whose error is `_FATAL`, not through `error_cb`: pass those here too."""
+        from confluent_kafka import KafkaError
+
+        if error.fatal() or error.code() == KafkaError._FATAL:
+            self.record(error)
+
+    def record(self, error: Any) -> None:
+        """Note an error that leaves the client unusable, such as the broker's answer that
+        this member was fenced, which can come from a call before `error_cb` is served."""
+        if self.error is None:
+            log.error("Kafka client unusable: %s", error)
+            self.error = error
 
 
 def produce(

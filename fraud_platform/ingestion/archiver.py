@@ -48,6 +48,7 @@ from fraud_platform.lake import (
     transaction_row,
     write_atomically,
 )
+from fraud_platform.messaging import FatalWatch
 from fraud_platform.topics import (
     DLQ_TOPICS,
     FRAUD_LABELS,
@@ -93,8 +94,6 @@ class Archiver:
         flush_rows: int = 50_000,
         flush_seconds: float = 10.0,
     ) -> None:
-        from confluent_kafka import Consumer
-
         self.route = route
         self.topic = topic_name(route.topic, topic_prefix)
         self.fs, self.root = lake.filesystem()
@@ -106,18 +105,39 @@ class Archiver:
         self.oldest = 0.0
         self.rows_written = 0
         self._stop = threading.Event()
+        self.bootstrap = bootstrap
+        self._connect()
+
+    def _connect(self) -> None:
+        from confluent_kafka import Consumer
+
+        self.fatal = FatalWatch()
         self.consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                "bootstrap.servers": self.bootstrap,
                 "group.id": f"lake-archiver-{self.topic}",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
                 "group.instance.id": f"lake-archiver-{self.topic}",
                 "session.timeout.ms": 10_000,
+                "error_cb": self.fatal,
             }
         )
         self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def _reconnect(self) -> None:
+        """Replace a consumer a fatal error made unusable (see FatalWatch). What is buffered
+        is flushed first; the new member resumes from the progress kept in the lake."""
+        log.warning(
+            "replacing the %s consumer after a fatal error: %s", self.topic, self.fatal.error
+        )
+        self.flush()
+        try:
+            self.consumer.close()
+        except Exception as error:  # KafkaException: the fenced member cannot leave cleanly
+            log.info("closing the fenced consumer: %s", error)
+        self._connect()
 
     # -- progress kept in the lake -------------------------------------------------------
     def _state_path(self, partition: int, pending: bool = False) -> str:
@@ -159,10 +179,13 @@ class Archiver:
         last_input = time.monotonic()
         try:
             while not self._stop.is_set():
+                if self.fatal.error is not None:
+                    self._reconnect()
                 messages = self.consumer.consume(5000, timeout=0.5)
                 for message in messages:
                     if message.error() is not None:
-                        continue  # partition EOF and transient errors; librdkafka retries
+                        self.fatal(message.error())  # the rest: EOF, transient (retried)
+                        continue
                     if not self.buffered:
                         self.oldest = time.monotonic()
                     self.buffer[message.partition()].append(message)

@@ -11,6 +11,7 @@ SET NX EX. A replayed batch finds its own positions there and is not mistaken fo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -34,7 +35,7 @@ from fraud_platform.ingestion.rules import (
     Rejection,
     Rules,
 )
-from fraud_platform.messaging import consume_ready, produce
+from fraud_platform.messaging import FatalWatch, consume_ready, produce
 from fraud_platform.topics import TRANSACTIONS_INGEST, TRANSACTIONS_RAW, topic_name
 
 log = logging.getLogger("fraud_platform.ingestion")
@@ -89,6 +90,11 @@ class ValidatorConfig:
             rules=Rules.from_env(),
         )
 
+    @property
+    def instance(self) -> str:
+        """Names this member: its static group membership and its transactional id."""
+        return self.transactional_id or f"{self.group_id}-{socket.gethostname()}"
+
     def topic(self, catalog_name: str) -> str:
         return topic_name(catalog_name, self.topic_prefix)
 
@@ -106,13 +112,21 @@ class Staged:
 class Validator:
     def __init__(self, config: ValidatorConfig, metrics: IngestionMetrics | None = None) -> None:
         import redis
-        from confluent_kafka import Consumer, Producer
 
         self.config = config
-        instance = config.transactional_id or f"{config.group_id}-{socket.gethostname()}"
         self.metrics = metrics or IngestionMetrics()
         self.redis = redis.Redis.from_url(config.redis_url)
         self._claim = self.redis.register_script(CLAIM_SCRIPT)
+        self._stop = threading.Event()
+        self._pending: Future[Staged] | None = None
+        self._connect()
+
+    def _connect(self) -> None:
+        """A consumer-group member and its transactional producer, both named by the instance."""
+        from confluent_kafka import Consumer, Producer
+
+        config = self.config
+        self.fatal = FatalWatch()
         self.consumer = Consumer(
             {
                 "bootstrap.servers": config.bootstrap,
@@ -124,24 +138,39 @@ class Validator:
                 "fetch.max.bytes": 16 * 1024 * 1024,
                 # Static membership: a restarted validator takes its partitions straight back
                 # instead of waiting out the dead member's session.
-                "group.instance.id": instance,
+                "group.instance.id": self.config.instance,
                 "session.timeout.ms": 10_000,
+                "error_cb": self.fatal,
             }
         )
         self.producer = Producer(
             {
                 "bootstrap.servers": config.bootstrap,
-                "transactional.id": instance,
+                "transactional.id": self.config.instance,
                 "linger.ms": 5,
                 "batch.size": 1_000_000,
                 "queue.buffering.max.messages": 500_000,
                 "transaction.timeout.ms": 60_000,
+                "error_cb": self.fatal,
             }
         )
         self.producer.init_transactions(30)
         self.consumer.subscribe([config.topic(TRANSACTIONS_INGEST.name)], on_revoke=self._on_revoke)
-        self._stop = threading.Event()
-        self._pending: Future[Staged] | None = None
+
+    def _reconnect(self) -> None:
+        """Replace clients a fatal error made unusable (see FatalWatch). The new producer's
+        init_transactions aborts any transaction the old one left open, and the new member
+        reads on from the committed offsets; batches read again find their own dedup claims,
+        so nothing is lost or doubled."""
+        log.warning("replacing the Kafka clients after a fatal error: %s", self.fatal.error)
+        self._pending = None
+        with contextlib.suppress(Exception):  # none open: the producer says so, and that is all
+            self.producer.abort_transaction(10)
+        try:
+            self.consumer.close()
+        except Exception as error:  # KafkaException: the fenced member cannot leave cleanly
+            log.info("closing the fenced consumer: %s", error)
+        self._connect()
 
     def stop(self) -> None:
         self._stop.set()
@@ -155,13 +184,23 @@ class Validator:
         replays both batches, whose claims then hold their own positions. A rebalance commits
         the staged batch before its partitions go (`_on_revoke`), so no new owner redoes it.
         """
+        from confluent_kafka import KafkaException
+
         last_input = time.monotonic()
         try:
             with ThreadPoolExecutor(1, thread_name_prefix="stage") as stager:
                 while not self._stop.is_set():
-                    messages = self._consume()
-                    staged = stager.submit(self._stage, messages) if messages else None
-                    self._commit_pending()
+                    if self.fatal.error is not None:
+                        self._reconnect()
+                    try:
+                        messages = self._consume()
+                        staged = stager.submit(self._stage, messages) if messages else None
+                        self._commit_pending()
+                    except KafkaException as error:
+                        self.fatal(error.args[0])  # a fatal error may surface here first
+                        if self.fatal.error is None:
+                            raise
+                        continue  # the batches in flight are read again after reconnecting
                     self._pending = staged
                     if messages:
                         last_input = time.monotonic()
@@ -218,7 +257,9 @@ class Validator:
                 counts = self._write(batch)
                 break
             except Exception as error:  # KafkaException: abort, rewind, retry the same batch
-                if not self._recoverable(error):
+                if self._member_lost(error):
+                    self.fatal.record(error.args[0])
+                if not self._recoverable(error) or self.fatal.error is not None:
                     raise
                 log.warning("transaction failed (%s); retrying the batch", error)
                 self.producer.abort_transaction(30)
@@ -324,6 +365,19 @@ class Validator:
         return [TopicPartition(topic, p, offset + 1) for p, offset in last.items()]
 
     @staticmethod
+    def _member_lost(error: Exception) -> bool:
+        """The group refused the batch's offsets because this member is no longer the one
+        it knows: retrying cannot succeed, only a new member can (see FatalWatch)."""
+        from confluent_kafka import KafkaError
+
+        kafka_error = error.args[0] if error.args else None
+        return isinstance(kafka_error, KafkaError) and kafka_error.code() in (
+            KafkaError.FENCED_INSTANCE_ID,
+            KafkaError.UNKNOWN_MEMBER_ID,
+            KafkaError.ILLEGAL_GENERATION,
+        )
+
+    @staticmethod
     def _recoverable(error: Exception) -> bool:
         kafka_error = error.args[0] if error.args else None
         return bool(
@@ -336,10 +390,9 @@ class Validator:
 def run_worker(config: ValidatorConfig, index: int) -> None:
     """One validator process; its own transactional id, its share of the partitions."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    instance = config.transactional_id or f"{config.group_id}-{socket.gethostname()}"
     config = replace(
         config,
-        transactional_id=f"{instance}-w{index}",
+        transactional_id=f"{config.instance}-w{index}",
         metrics_port=config.metrics_port + index if config.metrics_port else 0,
     )
     validator = Validator(config)

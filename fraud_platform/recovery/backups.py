@@ -47,8 +47,21 @@ class Backup:
         return self
 
 
+STAMP = "%Y%m%dT%H%M%SZ"
+
+
 def stamp(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return now.astimezone(UTC).strftime(STAMP)
+
+
+def stamped(path: str) -> datetime:
+    """When a backup was taken, from its name (`.../{stamp}.rdb` or `.../{stamp}/...`)."""
+    for part in reversed(path.replace(".rdb", "").split("/")):
+        try:
+            return datetime.strptime(part, STAMP).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    raise BackupError(f"{path} is not named by a backup stamp ({STAMP})")
 
 
 def snapshot_redis(client, lake, timeout: float = 120) -> Backup:

@@ -22,7 +22,8 @@ import redis
 
 from fraud_platform.config import LOOPBACK
 from fraud_platform.governance import audit
-from fraud_platform.recovery.backups import REDIS_BACKUPS, BackupError
+from fraud_platform.recovery.aggregates import AggregateRebuild, rebuild_aggregates
+from fraud_platform.recovery.backups import REDIS_BACKUPS, BackupError, stamped
 from fraud_platform.stack.prerequisites import require_binary
 
 
@@ -145,3 +146,13 @@ def restore_redis_from_lake(live: redis.Redis, lake, snapshot: str = "",
     except FileNotFoundError as error:
         raise BackupError(f"no Redis snapshot at {snapshot}") from error
     return restore_redis(live, rdb, snapshot, progress=progress)
+
+
+def restore_online_store(live: redis.Redis, lake, snapshot: str = "",
+                         progress: Progress = lambda *_: None,
+                         ) -> tuple[RedisRestore, AggregateRebuild]:  # fmt: skip
+    """The whole Redis runbook: the snapshot's keys back into `live`, then the windows of
+    every entity with events since the snapshot rebuilt from the lake (the gap)."""
+    restored = restore_redis_from_lake(live, lake, snapshot, progress)
+    since = stamped(restored.snapshot)
+    return restored, rebuild_aggregates(live, lake, int(since.timestamp() * 1000))

@@ -299,3 +299,51 @@ class Enricher:
         features.update(self.derived({**row, **features}))
         history.record(row, self.windows, self.keep_ms)
         return features
+
+
+# Replace a hash only with values as of the same or a later instant; an empty value deletes
+# its field (an average over an empty window). KEYS[1]; ARGV: as_of_ms, ttl_ms, field, value...
+WRITE_IF_NEWER = """
+local stored = redis.call('HGET', KEYS[1], 'as_of_ms')
+if stored and tonumber(stored) > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'as_of_ms', ARGV[1])
+for i = 3, #ARGV, 2 do
+  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
+  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+class OnlineWrites:
+    """What the online store holds for an entity: its windows as of its latest event, one
+    hash per user window or one per merchant, each with its window's TTL, as (key, script
+    arguments of WRITE_IF_NEWER). The aggregates job writes these, and so does the recovery
+    that rebuilds what a Redis restore lacks (fraud_platform.recovery.aggregates)."""
+
+    def __init__(self, spec: dict, entity: str) -> None:
+        self.spec, self.entity = spec, entity
+        self.windows = Windows(spec["features"][f"online_{entity}_windows"])
+
+    def __call__(self, entity_id: str, history: History) -> list[tuple[str, list]]:
+        as_of = history.latest_ms()
+        values = self.windows.as_of(history, as_of)
+        keys = self.spec["keys"]
+        if self.entity == "merchant":
+            key = keys["merchant"].format(entity_id)
+            return [(key, _args(as_of, self.windows.horizon_ms, values))]
+        writes = []
+        for window, ttl in self.spec["windows_ms"].items():
+            fields = {f["name"]: values[f["name"]] for f in self.windows.features
+                      if f["window"] == window}  # fmt: skip
+            key = keys["user_window"].format(entity_id, window)
+            writes.append((key, _args(as_of, ttl, fields)))
+        return writes
+
+
+def _args(as_of: int, ttl_ms: int, fields: dict) -> list:
+    args: list = [as_of, ttl_ms]
+    for name, value in fields.items():
+        args += [name, "" if value is None else repr(float(value))]
+    return args

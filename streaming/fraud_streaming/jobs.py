@@ -48,7 +48,7 @@ from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 from pyflink.table.expressions import col, to_timestamp_ltz
 
-from fraud_streaming.features import Enricher, Histories, History, Windows
+from fraud_streaming.features import WRITE_IF_NEWER, Enricher, Histories, OnlineWrites
 from fraud_streaming.monitoring import WindowStats
 from fraud_streaming.records import Codec, EnrichedCodec, Reference
 
@@ -306,21 +306,6 @@ class Lateness(ProcessFunction):
             yield row
 
 
-# Replace a hash only with values as of the same or a later instant; an empty value deletes
-# its field (an average over an empty window). KEYS[1]; ARGV: as_of_ms, ttl_ms, field, value...
-WRITE_IF_NEWER = """
-local stored = redis.call('HGET', KEYS[1], 'as_of_ms')
-if stored and tonumber(stored) > tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'as_of_ms', ARGV[1])
-for i = 3, #ARGV, 2 do
-  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
-  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-
-
 class Aggregate(KeyedProcessFunction):
     """Job 2's keyed step for one entity kind: its windows as of its latest event, written to
     Redis in pipelined batches, flushed when `batch` writes wait or every `flush_ms`.
@@ -336,7 +321,8 @@ class Aggregate(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         import redis
 
-        self.windows = Windows(self.spec["features"][f"online_{self.entity}_windows"])
+        self.online = OnlineWrites(self.spec, self.entity)
+        self.windows = self.online.windows
         self.histories = Histories(
             history_state(runtime_context, f"{self.entity}_events"),
             self.spec["state_cache_keys"],
@@ -357,28 +343,13 @@ class Aggregate(KeyedProcessFunction):
         history = self.histories.get(key)
         history.record(row, self.windows, self.windows.horizon_ms)
         self.histories.put(key, history)
-        writes = self._writes(key, history)
+        writes = self.online(key, history)
         self.writes.inc(len(writes))  # metrics are the operator thread's, not the flusher's
         with self.lock:
             self.pending.extend(writes)
             if len(self.pending) >= self.batch:
                 self._flush()
         return iter(())
-
-    def _writes(self, entity_id: str, history: History) -> list[tuple[str, list]]:
-        as_of = history.latest_ms()
-        values = self.windows.as_of(history, as_of)
-        keys = self.spec["keys"]
-        if self.entity == "merchant":
-            key = keys["merchant"].format(entity_id)
-            return [(key, _args(as_of, self.windows.horizon_ms, values))]
-        writes = []
-        for window, ttl in self.spec["windows_ms"].items():
-            fields = {f["name"]: values[f["name"]] for f in self.windows.features
-                      if f["window"] == window}  # fmt: skip
-            key = keys["user_window"].format(entity_id, window)
-            writes.append((key, _args(as_of, ttl, fields)))
-        return writes
 
     def _flush(self) -> None:
         if not self.pending:
@@ -404,13 +375,6 @@ class Aggregate(KeyedProcessFunction):
             with self.lock:
                 self._flush()
             self.client.close()
-
-
-def _args(as_of: int, ttl_ms: int, fields: dict) -> list:
-    args: list = [as_of, ttl_ms]
-    for name, value in fields.items():
-        args += [name, "" if value is None else repr(float(value))]
-    return args
 
 
 def event_time_watermarks(spec: dict) -> WatermarkStrategy:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pyarrow.dataset as ds
 import pytest
 import redis
+from confluent_kafka import Producer
 
 from assets.recovery import lake_repair
 from fraud_platform.config import Ports, Settings
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 RTO_SECONDS, RPO_SECONDS = 15 * 60, 5 * 60
 HOUR_MS = 3_600_000
+OUTAGE_SECONDS = 15
 
 
 class Writer(threading.Thread):
@@ -134,6 +136,79 @@ def test_redis_losing_its_disk_is_restored_from_the_lake_s_snapshot(tmp_path, fr
                f"the {lost} writes made after the snapshot")  # fmt: skip
     finally:
         private.down()
+
+
+def test_kafka_killed_mid_stream_loses_no_acknowledged_transaction(
+    tmp_path, free_ports, monkeypatch, capsys
+):
+    """The broker is SIGKILLed while producers send and the validator and archiver work; it
+    is started again, and the validator and archiver carry on by themselves (the same
+    processes). Every transaction the broker acknowledged reaches the lake exactly once."""
+    for name, value in {
+        "FRAUD_PLATFORM_HOME": str(tmp_path / "home"), "FRAUD_REDIS_PORT": free_ports(),
+        "FRAUD_KAFKA_PORT": free_ports(), "FRAUD_KAFKA_CONTROLLER_PORT": free_ports(),
+        "FRAUD_VALIDATOR_METRICS_PORT": free_ports(), "FRAUD_LAKE_ROOT": str(tmp_path / "lake"),
+        "FRAUD_ARCHIVER_FLUSH_ROWS": 2000, "FRAUD_ARCHIVER_FLUSH_SECONDS": 1,
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, str(value))
+    private = Stack(Settings.from_env())
+    kafka = private.services["kafka"]
+    try:
+        private.up(["redis", "kafka", "validator", "archiver"])
+        workers = {n: private.services[n].process.pid() for n in ("validator", "archiver")}
+        acknowledged: list[str] = []
+        bootstrap = private.settings.kafka_bootstrap
+        sender = threading.Thread(target=send_transactions, args=(bootstrap, 20_000, acknowledged))
+        sender.start()
+        time.sleep(2)
+        began = time.monotonic()
+        kill(kafka)
+        time.sleep(OUTAGE_SECONDS)  # longer than the consumers' session timeout (10 s)
+        private.up(["kafka"])
+        broker_back = time.monotonic() - began
+        sender.join(300)
+        assert not sender.is_alive() and len(acknowledged) == 20_000
+
+        raw = tmp_path / "lake" / "raw" / "transactions"
+        ids: list[str] = []
+        deadline = time.monotonic() + 180
+        while len(ids) < len(acknowledged) and time.monotonic() < deadline:
+            time.sleep(1)
+            try:
+                ids = ds.dataset(raw, format="parquet", partitioning="hive").to_table(
+                    columns=["transaction_id"]).column(0).to_pylist()  # fmt: skip
+            except (FileNotFoundError, OSError):
+                ids = []  # not there yet, or a file replaced mid-listing
+        resumed = time.monotonic() - began
+        assert sorted(ids) == sorted(acknowledged)  # none lost, none doubled
+        assert {n: private.services[n].process.pid() for n in workers} == workers
+        assert all(private.services[n].process.is_running() for n in workers)
+        report(capsys, "Kafka broker SIGKILL mid-stream", resumed,
+               f"0 of {len(acknowledged)} acknowledged transactions (the broker was back "
+               f"after {broker_back:.1f} s, the lake complete after {resumed:.1f} s)")  # fmt: skip
+    finally:
+        private.down()
+
+
+def send_transactions(bootstrap: str, count: int, acknowledged: list[str]) -> None:
+    """Send `count` valid transactions to transactions-ingest at about 4,000/s, riding out a
+    broker restart (idempotent, acks from all in-sync replicas, a 5-minute delivery limit);
+    the ids the broker acknowledged go to `acknowledged`."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                         "acks": "all", "message.timeout.ms": 300_000, "linger.ms": 5})  # fmt: skip
+    now = int(time.time() * 1000)
+
+    def delivered(error, message) -> None:
+        if error is None:
+            acknowledged.append(message.key().decode())
+
+    for i in range(count):
+        record = transaction(i, now, "drill")
+        producer.produce("transactions-ingest", TRANSACTION.encode(record),
+                         record["transaction_id"], on_delivery=delivered)  # fmt: skip
+        if i % 400 == 0:
+            producer.poll(0.1)
+    producer.flush(300)
 
 
 def test_a_corrupted_lake_date_is_found_quarantined_and_rebuilt_identical(

@@ -1,4 +1,5 @@
-"""Conservation under SIGKILL: validator and archiver killed mid-stream, several times."""
+"""Conservation under SIGKILL, rebalances and fencing: validator and archiver killed mid-stream,
+members joining and leaving, and a static member fenced by its own id."""
 
 import os
 import random
@@ -10,8 +11,12 @@ import time
 
 import pyarrow.dataset as ds
 import pytest
+from confluent_kafka import Consumer
 
 from fraud_platform.contracts import TRANSACTION
+from fraud_platform.ingestion.archiver import ROUTES, Archiver
+from fraud_platform.ingestion.validator import Validator, ValidatorConfig
+from fraud_platform.resources import LakeResource
 
 from .ingestion_support import bad_inputs, transaction
 
@@ -148,3 +153,101 @@ def test_members_joining_and_leaving_mid_stream_neither_lose_nor_double(settings
     assert sum(len(v) for v in dead.values()) == 0
     assert len(set(ids)) == len(good)
     assert len(ids) == len(good), f"{len(ids) - len(set(ids))} written twice"
+
+
+def intrude(bootstrap: str, group: str, instance: str, topic: str) -> None:
+    """Join `group` as `instance`, as a second copy of a static member would, until the broker
+    hands it the partitions: the member running under that id is fenced (a fatal error, the
+    same one librdkafka raises on a member rejoining after its session timed out)."""
+    intruder = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "group.instance.id": instance,
+         "enable.auto.commit": False, "session.timeout.ms": 10_000}
+    )  # fmt: skip
+    intruder.subscribe([topic])
+    deadline = time.monotonic() + 30
+    while not intruder.assignment():
+        assert time.monotonic() < deadline, "the intruder never took the partitions"
+        intruder.poll(0.2)
+    intruder.close()
+
+
+def feed(topics, catalog_name: str, values: list[bytes], chunk: int = 1000) -> threading.Thread:
+    """Produce `values` in chunks a few tenths of a second apart, on a thread."""
+
+    def run() -> None:
+        for i in range(0, len(values), chunk):
+            topics.produce(catalog_name, [(b"k", v) for v in values[i : i + chunk]])
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_fenced_validator_replaces_its_clients_and_neither_loses_nor_doubles(
+    settings, topics, caplog
+):
+    config = ValidatorConfig(
+        bootstrap=settings.kafka_bootstrap, redis_url=settings.redis_url,
+        topic_prefix=topics.prefix, group_id=f"{topics.prefix}validator",
+        transactional_id=f"{topics.prefix}validator", batch_size=500,
+    )  # fmt: skip
+    now = int(time.time() * 1000)
+    good = [TRANSACTION.encode(transaction(i, now, topics.prefix)) for i in range(12_000)]
+    validator = Validator(config)
+    worker = threading.Thread(target=validator.run, daemon=True)
+    worker.start()
+    feeder = feed(topics, "transactions-ingest", good)
+    try:
+        time.sleep(2)
+        fenced = validator.fatal
+        intrude(settings.kafka_bootstrap, config.group_id, config.instance,
+                topics.name("transactions-ingest"))  # fmt: skip
+        feeder.join()
+        deadline = time.monotonic() + 90
+        done = lambda: validator.metrics.totals().get("transactions-raw", 0) >= len(good)  # noqa: E731
+        while not done() or validator.fatal is fenced:
+            assert time.monotonic() < deadline, validator.metrics.totals()
+            time.sleep(0.5)
+        assert worker.is_alive()  # the same validator carried on
+    finally:
+        validator.stop()
+        worker.join(30)
+    assert fenced.error is not None and "fenced" in fenced.error.str()
+    assert validator.fatal is not fenced and validator.fatal.error is None
+    assert "replacing the Kafka clients" in caplog.text
+    raw, dead = topics.outputs()
+    assert sorted(m.value() for m in raw) == sorted(good)
+    assert not any(dead.values())
+
+
+def test_a_fenced_archiver_replaces_its_consumer_and_lands_every_row_once(
+    settings, topics, tmp_path, caplog
+):
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    now = int(time.time() * 1000)
+    records = [transaction(i, now, topics.prefix) for i in range(12_000)]
+    route = ROUTES["transactions-raw"]
+    archiver = Archiver(route, settings.kafka_bootstrap, lake, topics.prefix, flush_seconds=0.5)
+    worker = threading.Thread(target=archiver.run, daemon=True)
+    worker.start()
+    feeder = feed(topics, "transactions-raw", [TRANSACTION.encode(r) for r in records])
+    try:
+        time.sleep(2)
+        fenced = archiver.fatal
+        group = f"lake-archiver-{archiver.topic}"
+        intrude(settings.kafka_bootstrap, group, group, archiver.topic)
+        feeder.join()
+        deadline = time.monotonic() + 90
+        while archiver.rows_written < len(records) or archiver.fatal is fenced:
+            assert time.monotonic() < deadline, (archiver.rows_written, fenced.error)
+            time.sleep(0.5)
+        assert worker.is_alive()
+    finally:
+        archiver.stop()
+        worker.join(30)
+    assert fenced.error is not None and archiver.fatal is not fenced
+    assert "after a fatal error" in caplog.text
+    raw = ds.dataset(tmp_path / "lake" / "raw" / "transactions", partitioning="hive")
+    ids = raw.to_table(columns=["transaction_id"]).column(0).to_pylist()
+    assert sorted(ids) == sorted(r["transaction_id"] for r in records)
