@@ -1,8 +1,9 @@
 """Recovery: backups in the lake (the feature store's RDB snapshot every hour, the
 warehouse and the model registry every day after the nightly batch), the job that puts a
-Redis snapshot back, and the corruption runbook for one date of a lake table
-(fraud_platform/recovery/)."""
+Redis snapshot back, the corruption runbook for one date of a lake table
+(fraud_platform/recovery/), and the replay of a time range of ingested transactions."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -10,6 +11,8 @@ import dagster as dg
 from assets.models import production_model
 from assets.warehouse import daily_business_metrics, transactions_fact
 from fraud_platform.ingestion.archiver import ROUTES
+from fraud_platform.ingestion.replay import replay_ingest
+from fraud_platform.ingestion.validator import ValidatorConfig
 from fraud_platform.recovery import backups, corruption, restore
 from fraud_platform.resources import (
     KafkaResource,
@@ -122,6 +125,39 @@ def lake_repair() -> None:
     repair_lake_date()
 
 
+class IngestReplayConfig(dg.Config):
+    start: str  # ISO 8601, UTC unless it names a zone: the first event time replayed
+    end: str  # ISO 8601: the event time where the replay stops (excluded)
+    topic_prefix: str = ""
+
+
+def _epoch_ms(iso: str) -> int:
+    moment = datetime.fromisoformat(iso)
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+@dg.op(description="Replay transactions-ingest messages of a time range through the "
+       "validator's rules: what the range lacks in transactions-raw is delivered, the rest "
+       "is counted; nothing is written twice.")  # fmt: skip
+def replay_ingest_range(
+    context: dg.OpExecutionContext, config: IngestReplayConfig, kafka: KafkaResource
+) -> dg.Output[int]:
+    validator = replace(ValidatorConfig.from_env(), bootstrap=kafka.bootstrap_servers,
+                        topic_prefix=config.topic_prefix)  # fmt: skip
+    replay = replay_ingest(validator, _epoch_ms(config.start), _epoch_ms(config.end))
+    context.log.info(f"replayed {config.start} to {config.end}: {replay.summary()}")
+    return dg.Output(replay.delivered, metadata={
+        k: dg.MetadataValue.json(v) if isinstance(v, dict) else v
+        for k, v in replay.summary().items()
+    })  # fmt: skip
+
+
+@dg.job(description="Replay a time range of transactions-ingest into transactions-raw (and "
+        "the archiver, which lands what is new), without duplicates.")  # fmt: skip
+def ingest_replay() -> None:
+    replay_ingest_range()
+
+
 redis_backup = dg.define_asset_job("redis_backup", selection=[redis_snapshot])
 daily_exports = dg.define_asset_job(
     "daily_exports", selection=[warehouse_export, model_registry_export]
@@ -129,7 +165,7 @@ daily_exports = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=[redis_snapshot, warehouse_export, model_registry_export],
-    jobs=[redis_backup, daily_exports, redis_restore, lake_repair],
+    jobs=[redis_backup, daily_exports, redis_restore, lake_repair, ingest_replay],
     schedules=[
         dg.ScheduleDefinition(job=redis_backup, cron_schedule="30 * * * *", default_status=RUNNING),
         # After the nightly batch (02:00) and the retention cleanup (05:00).

@@ -5,6 +5,7 @@ fatal error has made unusable."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger("fraud_platform.messaging")
@@ -68,3 +69,42 @@ def consume_ready(consumer, size: int, timeout: float) -> list:
     if first is None:
         return []
     return [first, *consumer.consume(size - 1, timeout=0)] if size > 1 else [first]
+
+
+def offsets_at(consumer: Any, topic: str, partitions: list[int], millis: int) -> dict[int, int]:
+    """First offset at or after `millis` (Kafka timestamp) in each partition; the end when
+    there is none."""
+    from confluent_kafka import TopicPartition
+
+    found = consumer.offsets_for_times([TopicPartition(topic, p, millis) for p in partitions], 30)
+    offsets = {}
+    for tp in found:
+        if tp.offset < 0:  # no message that late: up to the current end
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), 30)
+            offsets[tp.partition] = high
+        else:
+            offsets[tp.partition] = tp.offset
+    return offsets
+
+
+def partitions_of(consumer: Any, topic: str) -> list[int]:
+    return sorted(consumer.list_topics(topic, timeout=30).topics[topic].partitions)
+
+
+def read_range(
+    consumer: Any, topic: str, begin: dict[int, int], stop: dict[int, int], batch: int = 5000
+) -> Iterator[list[Any]]:
+    """Batches of `topic`'s messages from `begin` up to `stop` (exclusive) in each partition,
+    read by an assigned (group-less) consumer; done when every partition reached its stop."""
+    from confluent_kafka import TopicPartition
+
+    remaining = {p for p in begin if begin[p] < stop[p]}
+    consumer.assign([TopicPartition(topic, p, begin[p]) for p in remaining])
+    while remaining:
+        messages = consumer.consume(batch, timeout=1)
+        ready = [m for m in messages if m.error() is None and m.offset() < stop[m.partition()]]
+        if ready:
+            yield ready
+        # Positions move past transaction markers too, which are never delivered as messages.
+        positions = consumer.position([TopicPartition(topic, p) for p in remaining])
+        remaining -= {tp.partition for tp in positions if tp.offset >= stop[tp.partition]}

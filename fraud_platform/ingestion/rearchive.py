@@ -19,24 +19,10 @@ from pyarrow.fs import FileSelector, FileType
 
 from fraud_platform.ingestion.archiver import ArchiveRoute
 from fraud_platform.lake import parquet_bytes, write_atomically
+from fraud_platform.messaging import offsets_at, partitions_of, read_range
 from fraud_platform.topics import topic_name
 
 REBUILT = "part-rebuilt.parquet"
-
-
-def _offsets_at(consumer: Any, topic: str, partitions: list[int], millis: int) -> dict[int, int]:
-    """First offset at or after `millis` in each partition (the end when there is none)."""
-    from confluent_kafka import TopicPartition
-
-    found = consumer.offsets_for_times([TopicPartition(topic, p, millis) for p in partitions], 30)
-    offsets = {}
-    for tp in found:
-        if tp.offset < 0:  # no message that late: up to the current end
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), 30)
-            offsets[tp.partition] = high
-        else:
-            offsets[tp.partition] = tp.offset
-    return offsets
 
 
 def rebuild_date(
@@ -48,7 +34,7 @@ def rebuild_date(
     lateness: timedelta = timedelta(days=7),
 ) -> int:
     """Rebuild `day` of the route's lake table from Kafka; returns the rows written."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer
 
     topic = topic_name(route.topic, topic_prefix)
     start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
@@ -62,25 +48,20 @@ def rebuild_date(
             "isolation.level": "read_committed",
         }
     )
-    partitions = sorted(consumer.list_topics(topic, timeout=30).topics[topic].partitions)
-    begin = _offsets_at(consumer, topic, partitions, start_ms - 5 * 60_000)
-    stop = _offsets_at(consumer, topic, partitions, end_ms + int(lateness.total_seconds() * 1000))
-    consumer.assign([TopicPartition(topic, p, begin[p]) for p in partitions if begin[p] < stop[p]])
-    remaining = {p for p in partitions if begin[p] < stop[p]}
+    partitions = partitions_of(consumer, topic)
+    begin = offsets_at(consumer, topic, partitions, start_ms - 5 * 60_000)
+    stop = offsets_at(consumer, topic, partitions, end_ms + int(lateness.total_seconds() * 1000))
     table = route.table
     rows_by_dir: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    while remaining:
-        for message in consumer.consume(5000, timeout=1):
-            partition = message.partition()
-            if message.error() is not None or message.offset() >= stop[partition]:
-                continue
+    for messages in read_range(consumer, topic, begin, stop):
+        for message in messages:
             row = route.to_row(route.contract.decode(message.value()))
             if start_ms <= row[table.time_column] < end_ms:
-                row["source_partition"], row["source_offset"] = partition, message.offset()
+                row["source_partition"], row["source_offset"] = (
+                    message.partition(),
+                    message.offset(),
+                )
                 rows_by_dir[table.partition_dir(row[table.time_column])].append(row)
-        # Positions move past transaction markers too, which are never delivered as messages.
-        positions = consumer.position([TopicPartition(topic, p) for p in remaining])
-        remaining -= {tp.partition for tp in positions if tp.offset >= stop[tp.partition]}
     consumer.close()
     return _replace_partition_files(lake, table, day, rows_by_dir)
 

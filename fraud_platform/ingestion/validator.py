@@ -335,23 +335,7 @@ class Validator:
     def _dead_letter(
         self, m: Any, transaction_id: str | None, rejection: Rejection, rejected_at: int
     ) -> None:
-        """The envelope keeps the original bytes (any card number in them masked), the
-        reason and where the message came from."""
-        envelope = DEAD_LETTER.encode(
-            {
-                "original_key": mask_pans_in_bytes(m.key()),
-                "original_value": mask_pans_in_bytes(m.value()),
-                "reason": rejection.reason,
-                "detail": rejection.detail,
-                "source_topic": m.topic(),
-                "source_partition": m.partition(),
-                "source_offset": m.offset(),
-                "source_timestamp": m.timestamp()[1] if m.timestamp()[0] else None,
-                "rejected_at": rejected_at,
-                "transaction_id": transaction_id,
-            }
-        )
-        key = transaction_id.encode() if transaction_id is not None else m.key()
+        key, envelope = dead_letter(m, transaction_id, rejection, rejected_at)
         produce(self.producer, self.config.topic(rejection.dlq), key, envelope)
 
     @staticmethod
@@ -385,6 +369,28 @@ class Validator:
             and hasattr(kafka_error, "txn_requires_abort")
             and (kafka_error.txn_requires_abort() or kafka_error.retriable())
         )
+
+
+def dead_letter(
+    m: Any, transaction_id: str | None, rejection: Rejection, rejected_at: int
+) -> tuple[bytes | str | None, bytes]:
+    """The (key, value) a rejected message is dead-lettered as. The envelope keeps the
+    original bytes (any card number in them masked), the reason and where it came from."""
+    envelope = DEAD_LETTER.encode(
+        {
+            "original_key": mask_pans_in_bytes(m.key()),
+            "original_value": mask_pans_in_bytes(m.value()),
+            "reason": rejection.reason,
+            "detail": rejection.detail,
+            "source_topic": m.topic(),
+            "source_partition": m.partition(),
+            "source_offset": m.offset(),
+            "source_timestamp": m.timestamp()[1] if m.timestamp()[0] else None,
+            "rejected_at": rejected_at,
+            "transaction_id": transaction_id,
+        }
+    )
+    return (transaction_id.encode() if transaction_id is not None else m.key()), envelope
 
 
 def run_worker(config: ValidatorConfig, index: int) -> None:

@@ -53,8 +53,8 @@ def test_windows_with_events_since_the_snapshot_are_rebuilt_and_newer_ones_kept(
                 mapping={"as_of_ms": snapshot_ms - 90 * MINUTE_MS,
                          "user_transaction_count_24h": 2})  # fmt: skip
     # Written by the running job since the restore, as of a later instant than the lake has.
-    client.hset(f"{prefix}merchant:cafe", mapping={"as_of_ms": snapshot_ms + 5 * MINUTE_MS,
-                                                   "merchant_transaction_volume_24h": 99})  # fmt: skip
+    cafe = {"as_of_ms": snapshot_ms + 5 * MINUTE_MS, "merchant_transaction_volume_24h": 99}
+    client.hset(f"{prefix}merchant:cafe", mapping=cafe)
 
     result = rebuild_aggregates(client, LakeResource(root=str(tmp_path / "lake")), snapshot_ms,
                                 settings, key_prefix=prefix)  # fmt: skip

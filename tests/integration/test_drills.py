@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 import pyarrow.dataset as ds
 import pytest
 import redis
+from click.testing import CliRunner
 from confluent_kafka import Producer
 
 from assets.recovery import lake_repair
+from fraud_platform.cli import main
 from fraud_platform.config import Ports, Settings
 from fraud_platform.contracts import TRANSACTION
 from fraud_platform.ingestion.archiver import ROUTES, Archiver
@@ -212,7 +214,7 @@ def send_transactions(bootstrap: str, count: int, acknowledged: list[str]) -> No
 
 
 def test_a_corrupted_lake_date_is_found_quarantined_and_rebuilt_identical(
-    settings, topics, tmp_path, capsys
+    settings, topics, tmp_path, capsys, monkeypatch
 ):
     """A Parquet file of a raw date is overwritten with garbage. The inspection names it,
     the runbook job moves the date's files to the quarantine, rebuilds the date from Kafka
@@ -257,6 +259,19 @@ def test_a_corrupted_lake_date_is_found_quarantined_and_rebuilt_identical(
     assert [q.read_bytes() for q in kept.glob(f"*/{inside}")] == [garbage]  # set aside
     report(capsys, "Lake date corrupted (a Parquet file overwritten)", recovery,
            f"none: {len(before)} rows rebuilt from Kafka, identical to those archived")  # fmt: skip
+
+    # The same runbook from the command line, on the rebuilt date damaged again.
+    rebuilt = next((tmp_path / "lake" / date_dir).rglob("*.parquet"))
+    rebuilt.write_bytes(garbage)
+    monkeypatch.setenv("FRAUD_LAKE_ROOT", str(tmp_path / "lake"))
+    monkeypatch.setenv("FRAUD_TOPIC_PREFIX", topics.prefix)
+    monkeypatch.setenv("COLUMNS", "400")  # rich wraps at 80 otherwise
+    repaired = CliRunner().invoke(main, ["restore", "lake-date", "transactions-raw", "--date",
+                                         str(day)])  # fmt: skip
+    assert repaired.exit_code == 0, repaired.output
+    assert f"damaged: {rebuilt}: unreadable" in repaired.output
+    assert f"{len(records):,} rows rebuilt from Kafka" in repaired.output
+    assert lake_rows(tmp_path / "lake", day) == before
 
 
 def lake_rows(root, day) -> list[dict]:
