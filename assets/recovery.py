@@ -92,14 +92,38 @@ class LakeRepairConfig(dg.Config):
     topic_prefix: str = ""
 
 
-@dg.op(description="The corruption runbook for one date of an archived lake table: name "
-       "its damaged files, quarantine them all, rebuild it from Kafka, check it.")  # fmt: skip
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+             dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]  # fmt: skip
+
+
+def materializing(instance: dg.DagsterInstance, day: str) -> list[str]:
+    """The ids of runs in flight that materialize `day`: its partition, or a backfill's range
+    that holds it (one run for many days: the Spark assets' single-run policy)."""
+    runs = []
+    for record in instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT)):
+        tags = record.dagster_run.tags
+        first = tags.get("dagster/asset_partition_range_start")
+        last = tags.get("dagster/asset_partition_range_end")
+        if tags.get("dagster/partition") == day or (first and last and first <= day <= last):
+            runs.append(record.dagster_run.run_id)
+    return runs
+
+
+@dg.op(description="The corruption runbook for one date of an archived lake table: refuse "
+       "while runs materialize the date, name its damaged files, quarantine them all, "
+       "rebuild it from Kafka, check it.")  # fmt: skip
 def repair_lake_date(
     context: dg.OpExecutionContext, config: LakeRepairConfig, lake: LakeResource,
     kafka: KafkaResource,
 ) -> dg.Output[int]:  # fmt: skip
     route = ROUTES[config.topic]
     day = datetime.strptime(config.date, "%Y-%m-%d").date()
+    busy = materializing(context.instance, config.date)
+    if busy:  # the runbook stops the affected assets before it touches their input
+        raise dg.Failure(f"{len(busy)} run(s) are materializing {config.date}: terminate them "
+                         "(Runs page) so they read neither the damaged files nor a half-done "
+                         "repair, then launch this job again",
+                         metadata={"runs": dg.MetadataValue.json(busy)})  # fmt: skip
     checks = corruption.quality_checks(route, lake)
     repair = corruption.repair_date(route, kafka.bootstrap_servers, lake, day,
                                     config.topic_prefix, checks)  # fmt: skip

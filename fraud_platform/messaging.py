@@ -4,7 +4,11 @@ fatal error has made unusable."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,6 +73,44 @@ def consume_ready(consumer, size: int, timeout: float) -> list:
     if first is None:
         return []
     return [first, *consumer.consume(size - 1, timeout=0)] if size > 1 else [first]
+
+
+class CallWatchdog:
+    """Restarts this process in place (the same pid) when a Kafka client call overruns its own
+    timeout by `grace_s`.
+
+    librdkafka can block in `send_offsets_to_transaction` past its timeout, for good, once the
+    broker it knew as the group coordinator has gone (confluentinc/librdkafka#5456, #5511): a
+    broker restart is enough. A thread inside a C call cannot be interrupted from Python, so
+    the way out is to exec `argv` afresh. A transactional worker loses nothing by it: its new
+    producer aborts the open transaction, and the batch is read again from the committed
+    offsets.
+    """
+
+    def __init__(self, argv: list[str], grace_s: float = 15.0) -> None:
+        self.argv, self.grace_s = argv, grace_s
+        self.call: tuple[str, float] | None = None  # (what, monotonic deadline)
+        threading.Thread(target=self._watch, daemon=True, name="call-watchdog").start()
+
+    @contextlib.contextmanager
+    def calling(self, what: str, timeout_s: float) -> Iterator[None]:
+        self.call = (what, time.monotonic() + timeout_s + self.grace_s)
+        try:
+            yield
+        finally:
+            self.call = None
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.5)
+            call = self.call
+            if call is not None and time.monotonic() > call[1]:
+                restart = " ".join(self.argv)
+                log.error("%s overran its timeout by %.0f s (librdkafka#5511); restarting this "
+                          "process in place: %s", call[0], self.grace_s, restart)  # fmt: skip
+                for handler in logging.getLogger().handlers:
+                    handler.flush()
+                os.execv(self.argv[0], self.argv)
 
 
 def offsets_at(consumer: Any, topic: str, partitions: list[int], millis: int) -> dict[int, int]:

@@ -70,11 +70,17 @@ def card_token(pan: str, key: bytes | None = None) -> str:
     return base64.b32encode(mac).decode().rstrip("=").lower()
 
 
-def protect_card(pan: str, key: bytes | None = None) -> dict[str, str]:
-    """What may be stored of a card: {"card_last4", "card_token"}; the PAN itself is not."""
+def card_digits(pan: str) -> str:
+    """The digits of a card number as printed (spaces, dashes); ValueError if not one."""
     digits = re.sub(r"\D", "", pan)
     if not is_pan(digits):
         raise ValueError("not a card number (13-19 digits of a card network passing Luhn)")
+    return digits
+
+
+def protect_card(pan: str, key: bytes | None = None) -> dict[str, str]:
+    """What may be stored of a card: {"card_last4", "card_token"}; the PAN itself is not."""
+    digits = card_digits(pan)
     return {"card_last4": digits[-4:], "card_token": card_token(digits, key)}
 
 

@@ -98,13 +98,17 @@ def _column(source: pa.Table, rule: dict[str, Any], field: str) -> pa.Array:
 
 
 def _protected(value: Any, part: str) -> str | None:
-    """`part` ("card_last4" or "card_token") of a card number; None if it is not one."""
-    from fraud_platform.governance.pci import protect_card
+    """`part` ("card_last4" or "card_token") of a card number; None if it is not one. Only
+    the token needs the keyed hash, so the last 4 digits are taken without it."""
+    from fraud_platform.governance.pci import card_digits, card_token
 
+    if value is None:
+        return None
     try:
-        return protect_card(str(value))[part] if value is not None else None
+        digits = card_digits(str(value))
     except ValueError:
         return None  # not a card number: nothing of it is kept
+    return digits[-4:] if part == "card_last4" else card_token(digits)
 
 
 def _timestamps(column: pa.Array) -> pa.Array:

@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -35,7 +36,7 @@ from fraud_platform.ingestion.rules import (
     Rejection,
     Rules,
 )
-from fraud_platform.messaging import FatalWatch, consume_ready, produce
+from fraud_platform.messaging import CallWatchdog, FatalWatch, consume_ready, produce
 from fraud_platform.topics import TRANSACTIONS_INGEST, TRANSACTIONS_RAW, topic_name
 
 log = logging.getLogger("fraud_platform.ingestion")
@@ -110,10 +111,16 @@ class Staged:
 
 
 class Validator:
-    def __init__(self, config: ValidatorConfig, metrics: IngestionMetrics | None = None) -> None:
+    def __init__(
+        self,
+        config: ValidatorConfig,
+        metrics: IngestionMetrics | None = None,
+        watchdog: CallWatchdog | None = None,
+    ) -> None:
         import redis
 
         self.config = config
+        self.watchdog = watchdog
         self.metrics = metrics or IngestionMetrics()
         self.redis = redis.Redis.from_url(config.redis_url)
         self._claim = self.redis.register_script(CLAIM_SCRIPT)
@@ -138,7 +145,7 @@ class Validator:
                 "fetch.max.bytes": 16 * 1024 * 1024,
                 # Static membership: a restarted validator takes its partitions straight back
                 # instead of waiting out the dead member's session.
-                "group.instance.id": self.config.instance,
+                "group.instance.id": config.instance,
                 "session.timeout.ms": 10_000,
                 "error_cb": self.fatal,
             }
@@ -146,7 +153,7 @@ class Validator:
         self.producer = Producer(
             {
                 "bootstrap.servers": config.bootstrap,
-                "transactional.id": self.config.instance,
+                "transactional.id": config.instance,
                 "linger.ms": 5,
                 "batch.size": 1_000_000,
                 "queue.buffering.max.messages": 500_000,
@@ -154,7 +161,8 @@ class Validator:
                 "error_cb": self.fatal,
             }
         )
-        self.producer.init_transactions(30)
+        with self._calling("init_transactions", 30):
+            self.producer.init_transactions(30)
         self.consumer.subscribe([config.topic(TRANSACTIONS_INGEST.name)], on_revoke=self._on_revoke)
 
     def _reconnect(self) -> None:
@@ -171,6 +179,13 @@ class Validator:
         except Exception as error:  # KafkaException: the fenced member cannot leave cleanly
             log.info("closing the fenced consumer: %s", error)
         self._connect()
+
+    def _calling(self, what: str, timeout_s: float) -> contextlib.AbstractContextManager:
+        """Watched when a watchdog is set (a worker process), else nothing: an embedded
+        validator must not exec its host."""
+        if self.watchdog is None:
+            return contextlib.nullcontext()
+        return self.watchdog.calling(what, timeout_s)
 
     def stop(self) -> None:
         self._stop.set()
@@ -262,7 +277,8 @@ class Validator:
                 if not self._recoverable(error) or self.fatal.error is not None:
                     raise
                 log.warning("transaction failed (%s); retrying the batch", error)
-                self.producer.abort_transaction(30)
+                with self._calling("abort_transaction", 30):
+                    self.producer.abort_transaction(30)
         self.metrics.record_batch(counts)
         return counts
 
@@ -326,10 +342,12 @@ class Validator:
             counts[(rejection.dlq, rejection.reason)] += 1
         if valid:
             counts[(TRANSACTIONS_RAW.name, VALID)] = valid
-        self.producer.send_offsets_to_transaction(
-            self._next_offsets(batch.messages), self.consumer.consumer_group_metadata(), 30
-        )
-        self.producer.commit_transaction(60)
+        with self._calling("send_offsets_to_transaction", 30):
+            self.producer.send_offsets_to_transaction(
+                self._next_offsets(batch.messages), self.consumer.consumer_group_metadata(), 30
+            )
+        with self._calling("commit_transaction", 60):
+            self.producer.commit_transaction(60)
         return counts
 
     def _dead_letter(
@@ -401,7 +419,8 @@ def run_worker(config: ValidatorConfig, index: int) -> None:
         transactional_id=f"{config.instance}-w{index}",
         metrics_port=config.metrics_port + index if config.metrics_port else 0,
     )
-    validator = Validator(config)
+    argv = [sys.executable, "-m", "fraud_platform.ingestion.validator", "--worker", str(index)]
+    validator = Validator(config, watchdog=CallWatchdog(argv))
     if config.metrics_port:
         validator.metrics.serve(config.metrics_port)
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -443,4 +462,7 @@ def main(workers: int = 1) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--worker"]:  # a worker restarting itself in place (CallWatchdog)
+        run_worker(ValidatorConfig.from_env(), int(sys.argv[2]))
+    else:
+        main()

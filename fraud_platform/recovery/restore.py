@@ -10,7 +10,6 @@ so nothing about its own persistence changes; the snapshot need not come from th
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,7 @@ from fraud_platform.governance import audit
 from fraud_platform.recovery.aggregates import AggregateRebuild, rebuild_aggregates
 from fraud_platform.recovery.backups import REDIS_BACKUPS, BackupError, stamped
 from fraud_platform.stack.prerequisites import require_binary
+from fraud_platform.stack.service import free_port
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,6 @@ def newest_redis_snapshot(lake) -> str:
     return snapshots[-1]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
-
-
 class SnapshotServer:
     """A redis-server of its own serving one RDB file, for as long as the `with` lasts."""
 
@@ -65,7 +59,7 @@ class SnapshotServer:
     def __enter__(self) -> redis.Redis:
         self.folder = tempfile.TemporaryDirectory(prefix="redis-restore-")
         Path(self.folder.name, "snapshot.rdb").write_bytes(self.rdb)
-        port = _free_port()
+        port = free_port()
         self.server = subprocess.Popen(
             [require_binary("redis-server", "redis-server"), "--bind", LOOPBACK,
              "--port", str(port), "--dir", self.folder.name, "--dbfilename", "snapshot.rdb",

@@ -85,8 +85,9 @@ class KafkaService(Service):
                 f"{self.jars}/*",
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # One argument: an id may start with "-" (1 in 64), which argparse would
+                # take for an option and refuse the command.
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(self.dir / "server.properties"),
                 "--standalone",

@@ -72,6 +72,13 @@ class Service(ABC):
                 )
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on now (the kernel's pick), for a private server."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
 def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(0.5)

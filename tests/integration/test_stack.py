@@ -1,6 +1,7 @@
 """The stack manager: health, idempotent `up`, the Dagster UI, and a clean `down`."""
 
 import time
+import uuid
 
 import httpx
 import pytest
@@ -54,15 +55,19 @@ def _consume_one(bootstrap: str, topic: str) -> bytes | None:
 
 
 def test_down_leaves_nothing_and_a_second_up_reuses_kafka_storage_and_redis_data(
-    tmp_path, free_ports
+    tmp_path, free_ports, monkeypatch
 ):
-    """A private Redis + Kafka in their own state dir and ports, through a full cycle."""
+    """A private Redis + Kafka in their own state dir and ports, through a full cycle. Its
+    cluster id starts with "-", as 1 in 64 random ids do (the format tool once took those
+    for an option)."""
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(bytes=b"\xf8" + bytes(15)))
     ports = Ports(redis=free_ports(), kafka=free_ports(), kafka_controller=free_ports())
     private = Stack(Settings(home=tmp_path / "home", ports=ports))
     settings = private.settings
     try:
         private.up(["redis", "kafka"])
         meta = (tmp_path / "home" / "kafka" / "data" / "meta.properties").read_text()
+        assert "cluster.id=-" in meta
         producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
         producer.produce("transactions-raw", key=b"user_1", value=b"kept across restarts")
         assert producer.flush(15) == 0
