@@ -33,46 +33,80 @@ from .streaming_support import (
 pytestmark = pytest.mark.integration
 
 
-def test_jobs_recover_from_a_killed_task_manager_with_exact_outputs(
-    stack, settings, spark, tmp_path
-):
-    records, lake, dates = simulated_days(str(tmp_path / "lake"), seed=9)
-    half = len(records) // 2
-    topics = TopicSet(settings.kafka_bootstrap)
-    deployment = Deployment(topic_prefix=topics.prefix, key_prefix=f"{topics.prefix}:",
-                            lake_root=lake.root, checkpoint_interval="2s")  # fmt: skip
-    flink = FlinkJobs(settings)
-    names = [deployment.instance_name(job) for job in (ENRICHMENT, AGGREGATES)]
-    try:
-        produce_raw(settings, topics, records[:half])
-        jobs = [deploy(settings, job, deployment) for job in (ENRICHMENT, AGGREGATES)]
-        # Mid-stream: some output committed, a checkpoint taken, the rest still in flight.
-        wait_for(lambda: len(enriched(topics, 1, timeout=0)) > 500, 120, "first output")
-        wait_for(lambda: all(flink.status(j).last_checkpoint_ms for j in jobs), 60, "checkpoint")
-        kill(*stack.select(["flink-taskmanager"]))
-        # The second half arrives while the jobs are down: they recover onto a backlog on
-        # every partition (as after a real outage), from their last checkpoint.
-        produce_raw(settings, topics, records[half:])
-        stack.up(["flink-taskmanager"])
+class MidStream:
+    """Both jobs on isolated topics and keys, half of a simulated traffic in, output committed
+    and a checkpoint taken: the moment each crash is drilled at. Leaves nothing behind."""
 
-        found = enriched(topics, len(records), timeout=300)
-        assert sorted(found) == sorted(r["transaction_id"] for r in records)  # no gap, no dup
-        for name in names:  # each went through a recovery (the metric shows it in seconds)
-            (job,) = flink.find(name)
-            wait_for(lambda jid=job["jid"]: flink.status(jid).restarts >= 1, 30, f"{name} restart")
-        processed, _ = process_transactions(spark, lake, dates)
+    JOBS = (ENRICHMENT, AGGREGATES)
+
+    def __init__(self, settings, tmp_path, seed: int) -> None:
+        self.settings = settings
+        self.records, self.lake, self.dates = simulated_days(str(tmp_path / "lake"), seed=seed)
+        self.topics = TopicSet(settings.kafka_bootstrap)
+        self.deployment = Deployment(
+            topic_prefix=self.topics.prefix, key_prefix=f"{self.topics.prefix}:",
+            lake_root=self.lake.root, checkpoint_interval="2s",
+        )  # fmt: skip
+        self.flink = FlinkJobs(settings)
+        self.names = [self.deployment.instance_name(job) for job in self.JOBS]
+
+    def __enter__(self) -> MidStream:
+        try:
+            produce_raw(self.settings, self.topics, self.records[: len(self.records) // 2])
+            jobs = [deploy(self.settings, job, self.deployment) for job in self.JOBS]
+            wait_for(lambda: len(enriched(self.topics, 1, timeout=0)) > 500, 120, "output")
+            wait_for(lambda: all(self.flink.status(j).last_checkpoint_ms for j in jobs), 60,
+                     "checkpoint")  # fmt: skip
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def send_the_rest(self) -> None:
+        """The second half, sent while the jobs are down: they recover onto a backlog on
+        every partition (as after a real outage)."""
+        produce_raw(self.settings, self.topics, self.records[len(self.records) // 2 :])
+
+    def assert_enriched_exactly_once(self) -> None:
+        found = enriched(self.topics, len(self.records), timeout=300)
+        assert sorted(found) == sorted(r["transaction_id"] for r in self.records)
+
+    def assert_windows_equal_the_batch(self, spark) -> None:
+        processed, _ = process_transactions(spark, self.lake, self.dates)
         compared, mismatches = aggregates_against_batch(
-            settings, deployment, records, spark, processed
+            self.settings, self.deployment, self.records, spark, processed
         )
         assert compared > 1_000 and mismatches == [], mismatches[:5]
-    finally:
-        for name in names:
-            for job in flink.find(name):
-                flink.cancel(job["jid"])
-        client = redis.Redis.from_url(settings.redis_url)
-        for key in client.scan_iter(f"{deployment.key_prefix}*", count=1000):
+
+    def __exit__(self, *_) -> None:
+        for name in self.names:
+            for job in self.flink.find(name):
+                self.flink.cancel(job["jid"])
+        client = redis.Redis.from_url(self.settings.redis_url)
+        for key in client.scan_iter(f"{self.deployment.key_prefix}*", count=1000):
             client.delete(key)
-        topics.delete()
+        self.topics.delete()
+
+
+def test_jobs_recover_from_a_killed_task_manager_with_exact_outputs(
+    stack, settings, spark, tmp_path, capsys
+):
+    with MidStream(settings, tmp_path, seed=9) as stream:
+        began = time.monotonic()
+        kill(*stack.select(["flink-taskmanager"]))
+        stream.send_the_rest()
+        stack.up(["flink-taskmanager"])
+        back = time.monotonic() - began
+        stream.assert_enriched_exactly_once()
+        complete = time.monotonic() - began
+        for name in stream.names:  # each went through a recovery (the metric shows it in seconds)
+            (job,) = stream.flink.find(name)
+            wait_for(lambda jid=job["jid"]: stream.flink.status(jid).restarts >= 1, 30,
+                     f"{name} restart")  # fmt: skip
+        stream.assert_windows_equal_the_batch(spark)
+        report(capsys, "Flink task manager SIGKILL", complete,
+               f"none: {len(stream.records)} transactions enriched exactly once, the windows "
+               f"equal the batch (the task manager started again after {back:.1f} s)")  # fmt: skip
 
 
 def test_jobs_restart_from_their_retained_checkpoint_after_the_job_manager_is_killed(
@@ -81,42 +115,17 @@ def test_jobs_restart_from_their_retained_checkpoint_after_the_job_manager_is_ki
     """Without job-manager HA, a killed job manager takes its jobs with it. The runbook: start
     it again (the task manager registers with it), then `stream restart` each job, which
     resumes from its newest retained checkpoint; the outputs stay exact."""
-    records, lake, dates = simulated_days(str(tmp_path / "lake"), seed=11)
-    half = len(records) // 2
-    topics = TopicSet(settings.kafka_bootstrap)
-    deployment = Deployment(topic_prefix=topics.prefix, key_prefix=f"{topics.prefix}:",
-                            lake_root=lake.root, checkpoint_interval="2s")  # fmt: skip
-    flink = FlinkJobs(settings)
-    names = [deployment.instance_name(job) for job in (ENRICHMENT, AGGREGATES)]
-    try:
-        produce_raw(settings, topics, records[:half])
-        jobs = [deploy(settings, job, deployment) for job in (ENRICHMENT, AGGREGATES)]
-        wait_for(lambda: len(enriched(topics, 1, timeout=0)) > 500, 120, "first output")
-        wait_for(lambda: all(flink.status(j).last_checkpoint_ms for j in jobs), 60, "checkpoint")
+    with MidStream(settings, tmp_path, seed=11) as stream:
         began = time.monotonic()
         kill(*stack.select(["flink-jobmanager"]))
-        produce_raw(settings, topics, records[half:])
+        stream.send_the_rest()
         stack.up(["flink-jobmanager", "flink-taskmanager"])
-        resumed = [restart(settings, job, deployment) for job in (ENRICHMENT, AGGREGATES)]
+        resumed = [restart(settings, job, stream.deployment) for job in MidStream.JOBS]
         assert all(resume and "/chk-" in resume for _, resume in resumed), resumed
         running = time.monotonic() - began
-
-        found = enriched(topics, len(records), timeout=300)
-        assert sorted(found) == sorted(r["transaction_id"] for r in records)  # no gap, no dup
+        stream.assert_enriched_exactly_once()
         complete = time.monotonic() - began
-        processed, _ = process_transactions(spark, lake, dates)
-        compared, mismatches = aggregates_against_batch(
-            settings, deployment, records, spark, processed
-        )
-        assert compared > 1_000 and mismatches == [], mismatches[:5]
+        stream.assert_windows_equal_the_batch(spark)
         report(capsys, "Flink job manager SIGKILL", complete,
-               f"none: {len(records)} transactions enriched exactly once, the windows equal "
-               f"the batch (jobs running again after {running:.1f} s)")  # fmt: skip
-    finally:
-        for name in names:
-            for job in flink.find(name):
-                flink.cancel(job["jid"])
-        client = redis.Redis.from_url(settings.redis_url)
-        for key in client.scan_iter(f"{deployment.key_prefix}*", count=1000):
-            client.delete(key)
-        topics.delete()
+               f"none: {len(stream.records)} transactions enriched exactly once, the windows "
+               f"equal the batch (jobs running again after {running:.1f} s)")  # fmt: skip
