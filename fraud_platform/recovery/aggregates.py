@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
+from fraud_platform.batch.processing import date_range
 from fraud_platform.config import Settings
 from fraud_platform.governance import audit
 from fraud_platform.lake import (
@@ -46,9 +47,9 @@ class AggregateRebuild:
 
 
 def _days(start_ms: int, end_ms: int) -> list[str]:
-    first = datetime.fromtimestamp(start_ms / 1000, UTC).date()
-    last = datetime.fromtimestamp(end_ms / 1000, UTC).date()
-    return [str(first + timedelta(days=n)) for n in range((last - first).days + 1)]
+    """The UTC dates from `start_ms`'s to `end_ms`'s, both included."""
+    day = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).date().isoformat()  # noqa: E731
+    return date_range(day(start_ms), day(end_ms))
 
 
 def _raw_rows(lake, days: list[str], keep: Any = None) -> list[dict[str, Any]]:
