@@ -7,7 +7,7 @@ from assets.raw import raw_labels
 from fraud_platform.batch.aggregates import profiles, push_profiles
 from fraud_platform.batch.metadata import lake_size, partition_dates, preview, timed
 from fraud_platform.batch.processing import feature_rows, write_partitions
-from fraud_platform.features.catalog import CATALOG, LONGEST_WINDOW_DAYS
+from fraud_platform.features.catalog import CATALOG, history_days
 from fraud_platform.lake import (
     MERCHANT_PROFILES_PATH,
     TRANSACTION_FEATURES_PATH,
@@ -16,11 +16,16 @@ from fraud_platform.lake import (
 from fraud_platform.partitions import daily
 from fraud_platform.quality import loaders
 from fraud_platform.quality.checks import suite_checks
-from fraud_platform.resources import LakeResource, RedisResource, SparkResource
+from fraud_platform.resources import (
+    FeaturesResource,
+    LakeResource,
+    RedisResource,
+    SparkResource,
+)
 
 PROFILE_PATHS = {"user": USER_PROFILES_PATH, "merchant": MERCHANT_PROFILES_PATH}
 HISTORY = dg.TimeWindowPartitionMapping(
-    start_offset=-LONGEST_WINDOW_DAYS, end_offset=0, allow_nonexistent_upstream_partitions=True
+    start_offset=-history_days(), end_offset=0, allow_nonexistent_upstream_partitions=True
 )
 # Both feature assets read the processed history of the longest window and its labels.
 HISTORY_DEPS = [
@@ -40,14 +45,23 @@ HISTORY_DEPS = [
     pool="spark",
 )
 def transaction_features(
-    context: dg.AssetExecutionContext, spark: SparkResource, lake: LakeResource
+    context: dg.AssetExecutionContext,
+    spark: SparkResource,
+    lake: LakeResource,
+    features: FeaturesResource,
 ) -> dg.MaterializeResult:
-    """The catalog's features for each transaction of the day, from the processed history of
-    the longest window (90 days) before it and the labels known before each transaction."""
+    """The catalog's features for each transaction of the day, from the processed history
+    before it (90 days) and the labels known before each transaction; label-based windows end
+    the label delay before it."""
     dates = partition_dates(context)
-    metadata: dict = {"dates": ", ".join(dates), "features": len(CATALOG)}
+    delay = features.label_delay_days
+    metadata: dict = {
+        "dates": ", ".join(dates),
+        "features": len(CATALOG),
+        "label_delay_days": delay,
+    }
     with timed(metadata):
-        frame = feature_rows(spark.session(), lake, dates)
+        frame = feature_rows(spark.session(), lake, dates, delay)
         if frame is None:
             raise dg.Failure(
                 f"no processed transactions before {dates[-1]}: materialize them first"

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fraud_platform.config import Settings
+from fraud_platform.models.protocol import METRICS
 from fraud_platform.stack.process import StackError
 from fraud_platform.topics import DLQ_TOPICS
 
@@ -482,9 +483,12 @@ def import_(source: Path, mapping: str, target: str, shift_to_now: bool) -> None
     resources = build_resources()
     try:
         spec = Mapping.load(mapping)
+        rejected = 0
         if target == "lake":
             with console.status("importing") as status:
-                rows, labels = import_to_lake(resources["lake"], source, spec, status.update)
+                rows, labels, rejected = import_to_lake(
+                    resources["lake"], source, spec, status.update
+                )
         else:
             progress, task = _progress(None, "payments")
             with progress:
@@ -501,46 +505,150 @@ def import_(source: Path, mapping: str, target: str, shift_to_now: bool) -> None
         console.print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(1)
     console.print(f"imported {rows:,} transactions and {labels:,} labels ({target})")
+    if rejected:
+        console.print(
+            f"{rejected:,} rows failed the validator's rules: they are in the lake's "
+            "dead_letters/, with the reason"
+        )
 
 
 @main.command()
-@click.option("--train-start", required=True, type=click.DateTime(["%Y-%m-%d"]))
-@click.option("--train-days", default=28, show_default=True)
+@click.option(
+    "--train-start",
+    required=True,
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="First day of the training period.",
+)
+@click.option("--train-days", default=28, show_default=True, help="Days of training.")
 @click.option(
     "--delay-days",
-    default=7,
-    show_default=True,
-    help="Days labels get to mature after the last test day.",
+    type=int,
+    default=None,
+    help="Days between training and test whose labels are not known yet; test labels "
+    "get as long to mature. Default: the label delay (FRAUD_LABEL_DELAY_DAYS, 7).",
 )
-@click.option("--test-days", default=7, show_default=True)
-@click.option("--rounds", default=200, show_default=True, help="Boosting rounds.")
-def train(train_start, train_days: int, delay_days: int, test_days: int, rounds: int) -> None:
-    """Train and evaluate a model on any period of the lake's data, and print its metrics.
+@click.option("--test-days", default=7, show_default=True, help="Days of test.")
+@click.option(
+    "--search",
+    is_flag=True,
+    help="Choose the hyperparameters first by prequential validation (a grid over "
+    "earlier folds); otherwise the latest search's choice, or the defaults, is used.",
+)
+@click.option("--folds", default=4, show_default=True, help="Validation folds of --search.")
+@click.option(
+    "--metric",
+    type=click.Choice(METRICS),
+    default="average_precision",
+    show_default=True,
+    help="What --search maximizes.",
+)
+@click.option(
+    "--keep-known-compromised",
+    is_flag=True,
+    help="Keep the cards already known to be compromised in each test day.",
+)
+@click.option(
+    "--promote",
+    is_flag=True,
+    help="Then promote the candidate if layer 5 passes (the ml_architect's right).",
+)
+def train(
+    train_start,
+    train_days: int,
+    delay_days: int | None,
+    test_days: int,
+    search: bool,
+    folds: int,
+    metric: str,
+    keep_known_compromised: bool,
+    promote: bool,
+) -> None:
+    """Train and evaluate a model on any period of the lake's data, by the Fraud Detection
+    Handbook's protocol, and print its metrics.
 
     Materializes, for that period, raw -> processed -> features -> training set -> candidate
-    -> evaluation -> promotion, with the same assets as the nightly run.
+    -> evaluation (and promotion with --promote) with the same assets and quality checks as
+    the nightly run. Dagster's and Spark's output goes to a log file, named first.
     """
-    from fraud_platform.models.train_command import run_training
+    from fraud_platform.capture import output_to
+    from fraud_platform.governance.rbac import AccessDenied
+    from fraud_platform.models.protocol import TrainingWindow
+    from fraud_platform.models.train_command import TrainingRun, check_allowed
 
+    settings = Settings.from_env()
     try:
-        outcome = run_training(
-            train_start.date(), train_days, delay_days, test_days, rounds, console.print
+        delay = settings.label_delay_days if delay_days is None else delay_days
+        window = TrainingWindow(train_days, delay, test_days)
+        run = TrainingRun(
+            train_start.date(), window, search, folds, metric, promote, not keep_known_compromised
         )
-    except (ValueError, RuntimeError) as error:
+        check_allowed(run)
+    except (ValueError, AccessDenied) as error:
         console.print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(1)
-    table = Table("model", "AUC-ROC", "avg precision", "precision@t", "recall@t", "frauds/rows")
-    for name, m in outcome["report"]["metrics"].items():
-        table.add_row(
-            name,
-            f"{m['auc_roc']:.4f}",
-            f"{m['average_precision']:.4f}",
-            f"{m['precision_at_threshold']:.3f}",
-            f"{m['recall_at_threshold']:.3f}",
-            f"{m['positives']}/{m['rows']}",
-        )
+    periods = run.window.periods(run.as_of)
+    log_path = settings.home / "logs" / f"train-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    console.print(
+        f"as of {run.as_of}: train {periods.train[0]}..{periods.train[-1]}, "
+        f"delay {len(periods.delay)} days, test {periods.test[0]}..{periods.test[-1]}\n"
+        f"log: {log_path}",
+        highlight=False,
+    )
+    try:
+        with output_to(log_path) as terminal:
+            outcome = _train_with_progress(run, Console(file=terminal))
+    except Exception as error:  # a failed stage, a missing period: one line, then the log
+        console.print(f"[bold red]error:[/] {error}\nsee {log_path}", highlight=False)
+        sys.exit(1)
+    _print_evaluation(outcome)
+
+
+def _train_with_progress(run, screen: Console) -> dict:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from fraud_platform.models.train_command import run_training
+
+    columns = (
+        SpinnerColumn(finished_text="[green]done"),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=screen) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_stage(name: str, state: str, detail: str) -> None:
+            if state == "start":
+                tasks[name] = progress.add_task(name, total=1)
+            elif state == "progress":
+                progress.update(tasks[name], description=f"{name}: {detail}")
+            else:
+                progress.update(tasks[name], description=name, completed=1)
+
+        return run_training(run, on_stage)
+
+
+def _print_evaluation(outcome: dict) -> None:
+    metrics = outcome["report"]["metrics"]
+    k = metrics["candidate"]["top_k"]
+    threshold = metrics["candidate"]["threshold"]
+    headers = ("AUC-ROC", "AP", f"CP@{k}", f"prec@{threshold}", f"recall@{threshold}")
+    table = Table("model", *headers, "frauds/rows", title="test period")
+    for name, m in metrics.items():
+        figures = [m["auc_roc"], m["average_precision"], m["card_precision_at_k"]]
+        figures += [m["precision_at_threshold"], m["recall_at_threshold"]]
+        table.add_row(name, *(f"{x:.4f}" for x in figures), f"{m['positives']}/{m['rows']}")
     Console().print(table)
-    console.print(f"candidate {outcome['version']} (as of {outcome['as_of']})")
+    console.print(
+        "AP: average precision; CP@k: card precision, the share of compromised cards among "
+        f"the {k} a day's investigators check",
+        highlight=False,
+    )
+    chosen = outcome["metadata"]["hyperparameters"]
+    origin = outcome["metadata"]["hyperparameters_from"]
+    settings = ", ".join(f"{name}={value}" for name, value in chosen.items())
+    console.print(f"hyperparameters ({origin['source']}): {settings}", highlight=False)
+    promoted = " (promoted to production)" if outcome["promoted"] else ""
+    console.print(f"candidate {outcome['version']}{promoted}", highlight=False)
 
 
 @main.group()

@@ -65,6 +65,7 @@ class Settings:
     duckdb_path: str = ""
     s3_endpoint_url: str = ""
     flink_checkpoint_interval: str = "60s"
+    label_delay_days: int = 7  # how long fraud labels take; the label features' shift
 
     def __post_init__(self) -> None:
         # Derived defaults: the clients point at the local stack unless told otherwise.
@@ -98,4 +99,5 @@ class Settings:
             duckdb_path=_env("FRAUD_DUCKDB_PATH", ""),
             s3_endpoint_url=_env("FRAUD_S3_ENDPOINT_URL", ""),
             flink_checkpoint_interval=_env("FRAUD_FLINK_CHECKPOINT_INTERVAL", "60s"),
+            label_delay_days=_env_int("FRAUD_LABEL_DELAY_DAYS", 7),
         )

@@ -138,6 +138,13 @@ class SparkResource(dg.ConfigurableResource):
         )
 
 
+class FeaturesResource(dg.ConfigurableResource):
+    """How the catalog's features are computed: the label delay its label-based windows are
+    shifted back by (the days fraud labels take to arrive)."""
+
+    label_delay_days: int = 7
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The star-schema warehouse: an embedded DuckDB file, or Snowflake by configuration.
 
@@ -238,5 +245,6 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             master=settings.spark_master, s3_endpoint_url=settings.s3_endpoint_url
         ),
         "warehouse": WarehouseResource(**warehouse),
+        "features": FeaturesResource(label_delay_days=settings.label_delay_days),
         "s3": S3Resource(endpoint_url=settings.s3_endpoint_url or None),
     }

@@ -70,6 +70,7 @@ def get_spark(
                 .config("spark.ui.enabled", "false")
                 .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
                 .config("spark.sql.parquet.compression.codec", "zstd")
+                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                 .config("spark.jars", ",".join(s3a_jars()))
             )
             for key, value in (conf or {}).items():

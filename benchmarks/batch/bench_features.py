@@ -127,7 +127,8 @@ def train_time(features: Path, labels: pa.Table, days: int) -> tuple[float, int,
     """XGBoost through the platform's `train` on the first 80% of days, scored on the rest
     (a time-ordered split). Columns go to pandas as float32 and dictionary-encoded text, the
     train and test rows separately: 10M rows fit in memory."""
-    from fraud_platform.models.training import FEATURES, evaluate, predict, train
+    from fraud_platform.models.evaluation import evaluate
+    from fraud_platform.models.training import FEATURES, predict, train
 
     frauds = labels.filter(labels["is_fraud"]).column("transaction_id")
     cut = START_MS + int(days * 0.8) * DAY_MS

@@ -28,7 +28,7 @@ from fraud_platform.contracts import ENRICHED_TRANSACTION
 from fraud_platform.features.stream import enriched_feature_names
 from fraud_platform.messaging import consume_ready
 from fraud_platform.models import registry
-from fraud_platform.models.training import train
+from fraud_platform.models.training import Hyperparameters, train
 from fraud_platform.resources import LakeResource
 from fraud_platform.stack.manager import Stack
 from fraud_platform.streaming.scorer import FEATURES, Scorer, ScorerConfig
@@ -44,7 +44,7 @@ def production_model(lake) -> None:
     frame["merchant_risk_tier"] = rng.choice(["low", "medium", "high"], 20_000)
     frame["label"] = (rng.random(20_000) < 0.05).astype(int)
     frame["split"] = "train"
-    booster, _ = train(frame, rounds=200)
+    booster, _ = train(frame, Hyperparameters(max_depth=6, rounds=200))
     registry.save_candidate(lake, "bench", bytes(booster.save_raw(raw_format="json")), {})
     registry.promote(lake, "bench", "benchmark")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from fraud_platform.features.catalog import LONGEST_WINDOW_DAYS
+from fraud_platform.features.catalog import LABEL_DELAY_DAYS, history_days
 from fraud_platform.features.sql import compute_features
 from fraud_platform.lake import (
     LABELS,
@@ -97,11 +97,12 @@ USERS_EMPTY = (
 MERCHANTS_EMPTY = "merchant_id string, category string, risk_tier string, country string"
 
 
-def feature_rows(spark, lake, dates: list[str]):
+def feature_rows(spark, lake, dates: list[str], label_delay_days: int = LABEL_DELAY_DAYS):
     """Catalog features of the transactions of `dates`, from processed rows of those dates and
-    the longest window before them, and every label known by the last date."""
+    the history before them that the features read, and every label known by the last date."""
     first = date.fromisoformat(dates[0])
-    history = date_range((first - timedelta(days=LONGEST_WINDOW_DAYS)).isoformat(), dates[-1])
+    start = first - timedelta(days=history_days(label_delay_days))
+    history = date_range(start.isoformat(), dates[-1])
     transactions = read_dates(spark, lake, PROCESSED_TRANSACTIONS_PATH, history)
     if transactions is None:
         return None
@@ -114,7 +115,7 @@ def feature_rows(spark, lake, dates: list[str]):
         labels = labels.selectExpr(
             "transaction_id", "is_fraud", "unix_millis(investigation_complete_time) AS complete_ms"
         )
-    features = compute_features(spark, transactions, labels)
+    features = compute_features(spark, transactions, labels, label_delay_days)
     wanted = ", ".join(f"'{d}'" for d in dates)
     return features.where(f"CAST(to_date(`timestamp`) AS STRING) IN ({wanted})").selectExpr(
         "*", "CAST(to_date(`timestamp`) AS STRING) AS date"

@@ -9,10 +9,18 @@ millisecond timestamps; events in the same millisecond do not see each other), a
 label-based feature counts a label only if its investigation completed strictly before the
 transaction.
 
+Label delay: fraud labels arrive days after their transaction (the Fraud Detection Handbook
+assumes 7), so a window over the last days would count frauds that are not known yet and
+read as "no fraud". Label-based features, and the volumes they are divided by, use windows
+shifted back by the label delay: [t - delay - w, t - delay), the Handbook's definition of a
+terminal's risk. The delay is a setting (FRAUD_LABEL_DELAY_DAYS); the point-in-time rule
+still applies inside the shifted window, so a label later than the delay is not counted.
+
 Column names available to expressions (the processed-transactions table): transaction_id,
 user_id, merchant_id, amount, currency, timestamp, ts_ms (epoch ms), lat, lon, country,
 device_id, channel, declined, home_lat, home_lon, merchant_category, merchant_risk_tier;
 sequential helpers computed per user before aggregation: prev_ts_ms, device_changed (0/1).
+Entities: transaction (its own row), user, merchant, and pair (the user at this merchant).
 """
 
 from __future__ import annotations
@@ -29,6 +37,14 @@ WINDOWS_MS = {
     "90d": 90 * DAY_MS,
 }
 LONGEST_WINDOW_DAYS = 90
+LABEL_DELAY_DAYS = 7  # the default label delay (FRAUD_LABEL_DELAY_DAYS)
+LONGEST_LABEL_WINDOW_DAYS = 30  # of the delayed windows
+KEYS = {"user": "user_id", "merchant": "merchant_id", "pair": "user_id, merchant_id"}
+
+
+def history_days(label_delay_days: int = LABEL_DELAY_DAYS) -> int:
+    """Days of history before a transaction that its features can read."""
+    return max(LONGEST_WINDOW_DAYS, label_delay_days + LONGEST_LABEL_WINDOW_DAYS)
 
 
 @dataclass(frozen=True)
@@ -36,8 +52,11 @@ class Feature:
     """One feature.
 
     kind "row": `expression` over the transaction's own (processed) row.
-    kind "window": `aggregate` over `value` for the entity's events in the window before it.
-    kind "label": fraud labels of the entity's events in the window, known before it.
+    kind "window": `aggregate` over `value` for the entity's events in the window before it
+      (`delayed`: the window shifted back by the label delay).
+    kind "label": the entity's frauds in the delayed window whose label was known before the
+      transaction: their COUNT, or the seconds since the FIRST or LAST of them.
+    kind "derived": `expression` over other features of the same transaction.
     """
 
     name: str
@@ -46,9 +65,10 @@ class Feature:
     kind: str
     description: str
     expression: str = ""
-    aggregate: str = ""  # COUNT, SUM, AVG, MAX, COUNT_DISTINCT
+    aggregate: str = ""  # COUNT, SUM, AVG, MAX, COUNT_DISTINCT, STDDEV_POP; FIRST, LAST
     value: str = ""
     window: str = ""
+    delayed: bool = False
 
     @property
     def window_ms(self) -> int:
@@ -56,7 +76,12 @@ class Feature:
 
     @property
     def key(self) -> str:
-        return {"user": "user_id", "merchant": "merchant_id"}[self.entity]
+        return KEYS[self.entity]
+
+    @property
+    def shifted(self) -> bool:
+        """Its window ends the label delay before the transaction."""
+        return self.delayed or self.kind == "label"
 
 
 def _row(name: str, dtype: str, expression: str, description: str) -> Feature:
@@ -145,6 +170,30 @@ USER_BASELINE_FEATURES = [
         value="1",
         window="90d",
     ),
+    Feature(
+        "user_std_amount_90d",
+        "DOUBLE",
+        "user",
+        "window",
+        "Spread (population standard deviation) of the user's amounts in the 90 days before.",
+        aggregate="STDDEV_POP",
+        value="amount",
+        window="90d",
+    ),
+]
+PAIR_WINDOW_FEATURES = [
+    Feature(
+        f"user_merchant_count_{window}",
+        "BIGINT",
+        "pair",
+        "window",
+        f"The user's transactions at this merchant in the {window} before (0: a new merchant "
+        "for the card).",
+        aggregate="COUNT",
+        value="1",
+        window=window,
+    )
+    for window in ("30d", "90d")
 ]
 MERCHANT_WINDOW_FEATURES = [
     Feature(
@@ -160,17 +209,65 @@ MERCHANT_WINDOW_FEATURES = [
     for window in ("24h", "7d", "30d")
     for name, agg, value, text in _MERCHANT_AGGREGATES
 ]
-LABEL_FEATURES = [
+LABEL_WINDOWS = ("24h", "7d", "30d")
+DELAYED_VOLUME_FEATURES = [
     Feature(
-        f"merchant_fraud_count_{window}",
+        f"merchant_delayed_volume_{window}",
         "BIGINT",
         "merchant",
-        "label",
-        f"Frauds at the merchant among its transactions of the {window} before the "
-        "transaction, counting only labels whose investigation had completed by then.",
+        "window",
+        f"The merchant's transactions in the {window} ending a label delay before the "
+        "transaction (the period its fraud risk is measured on).",
+        aggregate="COUNT",
+        value="1",
         window=window,
+        delayed=True,
     )
-    for window in ("7d", "30d")
+    for window in LABEL_WINDOWS
+]
+LABEL_FEATURES = [
+    *[
+        Feature(
+            f"merchant_fraud_count_{window}",
+            "BIGINT",
+            "merchant",
+            "label",
+            f"Known frauds among the merchant's transactions of the {window} ending a label "
+            "delay before the transaction.",
+            aggregate="COUNT",
+            window=window,
+        )
+        for window in LABEL_WINDOWS
+    ],
+    Feature(
+        "seconds_since_merchant_first_fraud",
+        "DOUBLE",
+        "merchant",
+        "label",
+        "Seconds since the earliest known fraud at the merchant in the 30 days ending a label "
+        "delay before (how long a compromise has lasted); null without one.",
+        aggregate="FIRST",
+        window="30d",
+    ),
+    Feature(
+        "seconds_since_merchant_last_fraud",
+        "DOUBLE",
+        "merchant",
+        "label",
+        "Seconds since the latest known fraud at the merchant in the 30 days ending a label "
+        "delay before; null without one.",
+        aggregate="LAST",
+        window="30d",
+    ),
+    Feature(
+        "user_fraud_count_30d",
+        "BIGINT",
+        "user",
+        "label",
+        "The card's own known frauds in the 30 days ending a label delay before.",
+        aggregate="COUNT",
+        window="30d",
+    ),
 ]
 # Derived from the above in the same pass (they need no window of their own).
 DERIVED_FEATURES = [
@@ -182,16 +279,41 @@ DERIVED_FEATURES = [
         "Amount over the user's 30-day average amount (1.0 = usual); null without history.",
         expression="amount / NULLIF(user_avg_amount_30d, 0)",
     ),
+    Feature(
+        "amount_to_user_avg_90d",
+        "DOUBLE",
+        "transaction",
+        "derived",
+        "Amount over the user's 90-day average amount; null without history.",
+        expression="amount / NULLIF(user_avg_amount_90d, 0)",
+    ),
+    Feature(
+        "amount_zscore_90d",
+        "DOUBLE",
+        "transaction",
+        "derived",
+        "Standard deviations between the amount and the user's 90-day average.",
+        expression="(amount - user_avg_amount_90d) / NULLIF(user_std_amount_90d, 0)",
+    ),
+    Feature(
+        "amount_to_user_max_30d",
+        "DOUBLE",
+        "transaction",
+        "derived",
+        "Amount over the user's largest amount of the 30 days before.",
+        expression="amount / NULLIF(user_max_amount_30d, 0)",
+    ),
     *[
         Feature(
-            f"merchant_fraud_rate_{w}",
+            f"merchant_fraud_risk_{w}",
             "DOUBLE",
             "merchant",
             "derived",
-            f"Known fraud share of the merchant's transactions in the {w} before.",
-            expression=f"merchant_fraud_count_{w} / NULLIF(merchant_transaction_volume_{w}, 0)",
+            f"The merchant's known fraud share in the {w} ending a label delay before (the "
+            "Handbook's terminal risk); null when it had no transaction then.",
+            expression=f"merchant_fraud_count_{w} / NULLIF(merchant_delayed_volume_{w}, 0)",
         )
-        for w in ("7d", "30d")
+        for w in LABEL_WINDOWS
     ],
 ]
 
@@ -199,7 +321,9 @@ CATALOG: list[Feature] = [
     *ROW_FEATURES,
     *USER_WINDOW_FEATURES,
     *USER_BASELINE_FEATURES,
+    *PAIR_WINDOW_FEATURES,
     *MERCHANT_WINDOW_FEATURES,
+    *DELAYED_VOLUME_FEATURES,
     *LABEL_FEATURES,
     *DERIVED_FEATURES,
 ]

@@ -1,8 +1,10 @@
 """The SQL of the feature stage, generated from the catalog, in each engine's dialect.
 
 Window frames are `RANGE BETWEEN <window> PRECEDING AND 1 PRECEDING` over epoch
-milliseconds: strictly earlier events only (the catalog's point-in-time rule). Label counts
-join fraud labels whose investigation completed before the transaction.
+milliseconds: strictly earlier events only (the catalog's point-in-time rule); a delayed
+window's frame ends the label delay earlier. Label features join the entity's fraud labels
+whose transaction lies in the delayed window and whose investigation completed before the
+transaction.
 
 The batch runs it on Spark; DuckDB runs the very same statement (the batch benchmark, and a
 single-machine engine for small lakes). Only the spellings in `Dialect` differ.
@@ -14,7 +16,9 @@ from dataclasses import dataclass
 
 from fraud_platform.features.catalog import (
     CATALOG,
+    DAY_MS,
     DERIVED_FEATURES,
+    LABEL_DELAY_DAYS,
     LABEL_FEATURES,
     ROW_FEATURES,
     Feature,
@@ -50,15 +54,16 @@ PREVIOUS_DEVICE_KEY = (
 )
 
 
-def _frame(feature: Feature) -> str:
+def _frame(feature: Feature, delay_ms: int) -> str:
+    shift = delay_ms if feature.shifted else 0
     return (
         f"PARTITION BY {feature.key} ORDER BY ts_ms "
-        f"RANGE BETWEEN {feature.window_ms} PRECEDING AND 1 PRECEDING"
+        f"RANGE BETWEEN {feature.window_ms + shift} PRECEDING AND {shift + 1} PRECEDING"
     )
 
 
-def _window_sql(feature: Feature, dialect: Dialect) -> str:
-    frame = _frame(feature)
+def _window_sql(feature: Feature, dialect: Dialect, delay_ms: int) -> str:
+    frame = _frame(feature, delay_ms)
     if feature.aggregate == "COUNT_DISTINCT":
         return dialect.count_distinct.format(value=feature.value, frame=frame)
     expression = f"{feature.aggregate}({feature.value}) OVER ({frame})"
@@ -67,27 +72,65 @@ def _window_sql(feature: Feature, dialect: Dialect) -> str:
     return expression
 
 
-def feature_sql(transactions: str, labels: str, dialect: str = "spark") -> str:
+def _label_sql(feature: Feature, delay_ms: int) -> str:
+    """One label feature as an aggregate over the joined frauds `f` of transaction `t`."""
+    in_window = f"f.tx_ms >= t.ts_ms - {delay_ms + feature.window_ms}"
+    if feature.aggregate == "COUNT":
+        return f"SUM(CASE WHEN {in_window} THEN 1 ELSE 0 END)"
+    extreme = {"FIRST": "MIN", "LAST": "MAX"}[feature.aggregate]
+    return f"(MIN(t.ts_ms) - {extreme}(CASE WHEN {in_window} THEN f.tx_ms END)) / 1000.0"
+
+
+def _label_counts(entity: str, delay_ms: int) -> str:
+    """The CTE of one entity's label features, a row per transaction with any known fraud."""
+    features = [f for f in LABEL_FEATURES if f.entity == entity]
+    longest = max(f.window_ms for f in features)
+    key = features[0].key
+    columns = ",\n    ".join(f"{_label_sql(f, delay_ms)} AS {f.name}" for f in features)
+    return f"""{entity}_labels AS (
+  SELECT t.transaction_id,
+    {columns}
+  FROM base t JOIN fraud_events f
+    ON f.{key} = t.{key} AND f.tx_ms < t.ts_ms - {delay_ms}
+   AND f.tx_ms >= t.ts_ms - {delay_ms + longest} AND f.complete_ms < t.ts_ms
+  GROUP BY t.transaction_id
+)"""
+
+
+def _label_column(feature: Feature) -> str:
+    value = f"{feature.entity}_labels.{feature.name}"
+    return f"COALESCE({value}, 0)" if feature.aggregate == "COUNT" else value
+
+
+def feature_sql(
+    transactions: str,
+    labels: str,
+    dialect: str = "spark",
+    label_delay_days: int = LABEL_DELAY_DAYS,
+) -> str:
     """SQL computing every catalog feature for each row of the `transactions` view.
 
-    `transactions` must hold the rows to featurize and the history before them (the longest
-    window); `labels` holds (transaction_id, is_fraud, complete_ms).
+    `transactions` must hold the rows to featurize and the history before them (the catalog's
+    history_days); `labels` holds (transaction_id, is_fraud, complete_ms).
     """
     spelling = DIALECTS[dialect]
+    delay_ms = label_delay_days * DAY_MS
     sequence = (
         "PARTITION BY user_id ORDER BY ts_ms RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
     )
     windowed = [f for f in CATALOG if f.kind == "window"]
-    longest_label_ms = max(f.window_ms for f in LABEL_FEATURES)
-    label_counts = ",\n    ".join(
-        f"SUM(CASE WHEN f.tx_ms >= t.ts_ms - {f.window_ms} THEN 1 ELSE 0 END) AS {f.name}"
-        for f in LABEL_FEATURES
-    )
+    entities = sorted({f.entity for f in LABEL_FEATURES})
     row_columns = ",\n    ".join(
         f"CAST({f.expression} AS {f.dtype}) AS {f.name}" for f in ROW_FEATURES
     )
-    window_columns = ",\n    ".join(f"{_window_sql(f, spelling)} AS {f.name}" for f in windowed)
-    label_columns = ",\n    ".join(f"COALESCE(c.{f.name}, 0) AS {f.name}" for f in LABEL_FEATURES)
+    window_columns = ",\n    ".join(
+        f"{_window_sql(f, spelling, delay_ms)} AS {f.name}" for f in windowed
+    )
+    label_ctes = ",\n".join(_label_counts(entity, delay_ms) for entity in entities)
+    label_joins = "\n  ".join(
+        f"LEFT JOIN {e}_labels ON {e}_labels.transaction_id = w.transaction_id" for e in entities
+    )
+    label_columns = ",\n    ".join(f"{_label_column(f)} AS {f.name}" for f in LABEL_FEATURES)
     derived_columns = ",\n  ".join(
         f"CAST({f.expression} AS {f.dtype}) AS {f.name}" for f in DERIVED_FEATURES
     )
@@ -111,21 +154,20 @@ windowed AS (
     {window_columns}
   FROM base
 ),
+known_frauds AS (
+  SELECT transaction_id, MIN(complete_ms) AS complete_ms
+  FROM {labels} WHERE is_fraud GROUP BY transaction_id
+),
 fraud_events AS (
-  SELECT b.merchant_id, b.ts_ms AS tx_ms, l.complete_ms
-  FROM base b JOIN {labels} l ON l.transaction_id = b.transaction_id AND l.is_fraud
+  SELECT b.user_id, b.merchant_id, b.ts_ms AS tx_ms, k.complete_ms
+  FROM base b JOIN known_frauds k ON k.transaction_id = b.transaction_id
 ),
-label_counts AS (
-  SELECT t.transaction_id,
-    {label_counts}
-  FROM base t JOIN fraud_events f
-    ON f.merchant_id = t.merchant_id AND f.tx_ms < t.ts_ms
-   AND f.tx_ms >= t.ts_ms - {longest_label_ms} AND f.complete_ms < t.ts_ms
-  GROUP BY t.transaction_id
-),
+{label_ctes},
 combined AS (
-  SELECT w.*, {label_columns}
-  FROM windowed w LEFT JOIN label_counts c ON c.transaction_id = w.transaction_id
+  SELECT w.*,
+    {label_columns}
+  FROM windowed w
+  {label_joins}
 )
 SELECT {", ".join(ID_COLUMNS)},
   {", ".join(f.name for f in CATALOG if f.kind != "derived")},
@@ -134,9 +176,11 @@ FROM combined
 """
 
 
-def compute_features(spark, transactions, labels):
+def compute_features(spark, transactions, labels, label_delay_days: int = LABEL_DELAY_DAYS):
     """Features of every row of `transactions` (a Spark DataFrame of processed rows plus
     history), on Spark."""
     transactions.createOrReplaceTempView("feature_transactions")
     labels.createOrReplaceTempView("feature_labels")
-    return spark.sql(feature_sql("feature_transactions", "feature_labels", "spark"))
+    return spark.sql(
+        feature_sql("feature_transactions", "feature_labels", "spark", label_delay_days)
+    )

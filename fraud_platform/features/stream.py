@@ -20,7 +20,9 @@ from sqlglot import exp
 
 from fraud_platform.features.catalog import (
     CATALOG,
+    DAY_MS,
     DERIVED_FEATURES,
+    LABEL_DELAY_DAYS,
     MERCHANT_WINDOW_FEATURES,
     ROW_FEATURES,
     Feature,
@@ -118,15 +120,29 @@ def _feature(feature: Feature) -> dict[str, Any]:
             "window_ms": feature.window_ms,
             "window": feature.window,
         }
+        if feature.entity == "pair":  # the user's events at the transaction's merchant only
+            entry["match"] = python_expression("merchant_id")
+    elif feature.kind == "label":
+        entry |= {"aggregate": feature.aggregate, "window_ms": feature.window_ms}
     else:
         entry["python"] = python_expression(feature.expression)
     return entry
 
 
-def _user_side_derived() -> list[Feature]:
-    """Derived features whose inputs the user-keyed enrichment has (row and user windows)."""
-    known = {f.name for f in CATALOG if f.entity in ("transaction", "user")}
-    return [f for f in DERIVED_FEATURES if all(name in known for name in _columns(f.expression))]
+def _windows(entities: tuple[str, ...], shifted: bool) -> list[Feature]:
+    return [
+        f for f in CATALOG if f.kind == "window" and f.entity in entities and f.shifted == shifted
+    ]
+
+
+def _labels(entity: str) -> list[Feature]:
+    return [f for f in CATALOG if f.kind == "label" and f.entity == entity]
+
+
+def _derived_from(known: list[Feature]) -> list[Feature]:
+    """Derived features whose inputs are all among `known`."""
+    names = {f.name for f in known}
+    return [f for f in DERIVED_FEATURES if _columns(f.expression) <= names]
 
 
 def _columns(sql: str) -> set[str]:
@@ -134,24 +150,52 @@ def _columns(sql: str) -> set[str]:
 
 
 @cache
-def stream_features() -> dict[str, list[dict[str, Any]]]:
+def stream_features(label_delay_days: int = LABEL_DELAY_DAYS) -> dict[str, Any]:
     """What the streaming jobs compute, compiled.
 
-    enrichment: the row features and every user-keyed window (the design's 1h-30d aggregates
-    and the 90-day baselines) before the transaction, plus the derived features those allow.
-    user_windows / merchant_windows: the aggregates the aggregates job keeps in Redis.
+    The enrichment computes every catalog feature in two keyed steps. By user: the row
+    features, the user's windows and the user-at-merchant pairs before the transaction, the
+    card's label features, and the derived features those allow. Then by merchant: its
+    windows before the transaction and a label delay before it, its label features, and the
+    remaining derived features. `label_delay_ms` shifts the delayed windows and the label ones.
+    online_user_windows / online_merchant_windows: what the aggregates job keeps in Redis.
     """
-    user_windows = [f for f in CATALOG if f.entity == "user" and f.kind == "window"]
+    user_side = [*ROW_FEATURES, *_windows(("user", "pair"), False), *_labels("user")]
+    user_derived = _derived_from(user_side)
+    merchant_side = [*_windows(("merchant",), False), *_windows(("merchant",), True)]
+    merchant_side += _labels("merchant")
+    merchant_derived = [
+        f for f in _derived_from([*user_side, *merchant_side]) if f not in user_derived
+    ]
+    online = [f for f in _windows(("user",), False) if f.window in STREAM_WINDOWS]
     return {
+        "label_delay_ms": label_delay_days * DAY_MS,
         "row": [_feature(f) for f in ROW_FEATURES],
-        "user_windows": [_feature(f) for f in user_windows],
-        "derived": [_feature(f) for f in _user_side_derived()],
-        "online_user_windows": [_feature(f) for f in user_windows if f.window in STREAM_WINDOWS],
+        "user_windows": [_feature(f) for f in _windows(("user", "pair"), False)],
+        "user_labels": [_feature(f) for f in _labels("user")],
+        "derived": [_feature(f) for f in user_derived],
+        "merchant_windows": [_feature(f) for f in _windows(("merchant",), False)],
+        "merchant_delayed_windows": [_feature(f) for f in _windows(("merchant",), True)],
+        "merchant_labels": [_feature(f) for f in _labels("merchant")],
+        "merchant_derived": [_feature(f) for f in merchant_derived],
+        "online_user_windows": [_feature(f) for f in online],
         "online_merchant_windows": [_feature(f) for f in MERCHANT_WINDOW_FEATURES],
     }
 
 
+ENRICHED_PARTS = (
+    "row",
+    "user_windows",
+    "user_labels",
+    "derived",
+    "merchant_windows",
+    "merchant_delayed_windows",
+    "merchant_labels",
+    "merchant_derived",
+)
+
+
 def enriched_feature_names() -> list[str]:
-    """The catalog features every transactions-enriched message carries."""
+    """The catalog features every transactions-enriched message carries: all of them."""
     spec = stream_features()
-    return [f["name"] for part in ("row", "user_windows", "derived") for f in spec[part]]
+    return [f["name"] for part in ENRICHED_PARTS for f in spec[part]]

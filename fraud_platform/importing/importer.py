@@ -3,7 +3,10 @@
 A mapping (YAML) names the source column of each contract field, with an optional id
 template and value map; fields it does not name stay null, never invented. Labels are
 optional. Rows go straight to the lake (hourly partitions, as the archiver writes them) or
-through Kafka's front door (transactions-ingest, then the validator).
+through Kafka's front door (transactions-ingest, then the validator). Straight to the lake,
+each row still passes the validator's rules (its native checker), less the live-time bounds
+that history cannot meet; a row that fails goes to the lake's dead letters with the reason,
+as the archiver keeps the validator's.
 """
 
 from __future__ import annotations
@@ -173,10 +176,60 @@ def map_labels(source: pa.Table, transactions_time: pa.Array, mapping: Mapping) 
     )
 
 
+def checked(
+    transactions: pa.Table, progress: Callable[[str], None] = lambda _: None
+) -> tuple[pa.Table, dict[str, list[dict[str, Any]]]]:
+    """(the rows the validator's rules accept, the others as dead-letter rows by DLQ). The
+    rules run on each row encoded as a producer would send it; history is old by nature, so
+    the live-time bounds (maximum age, future skew) are lifted."""
+    import dataclasses
+    import time
+
+    from fraud_platform.contracts import TRANSACTION
+    from fraud_platform.governance.pci import mask_pans_in_bytes
+    from fraud_platform.ingestion.rules import Rules
+    from fraud_platform.lake import transaction_record
+
+    unbounded = 2**62
+    rules = dataclasses.replace(
+        Rules.from_env(), max_age_ms=unbounded, max_future_skew_ms=unbounded
+    )
+    now_ms = int(time.time() * 1000)
+    keep = np.ones(transactions.num_rows, dtype=bool)
+    letters: dict[str, list[dict[str, Any]]] = {}
+    offset = 0
+    for batch in transactions.to_batches(50_000):
+        values = [TRANSACTION.encode(transaction_record(row)) for row in batch.to_pylist()]
+        for i, (transaction_id, _, rejection) in enumerate(rules.check_batch(values, now_ms)):
+            if rejection is None:
+                continue
+            keep[offset + i] = False
+            dlq, reason, detail = rejection
+            letter = {"transaction_id": transaction_id, "reason": reason, "detail": detail}
+            letter |= {"rejected_at": now_ms, "original_value": mask_pans_in_bytes(values[i])}
+            letters.setdefault(dlq, []).append(letter)
+        offset += batch.num_rows
+        progress(f"checked {offset:,} of {transactions.num_rows:,} rows")
+    return transactions.filter(pa.array(keep)), letters
+
+
+def _write_dead_letters(lake, letters: dict[str, list[dict]], file_name: str) -> int:
+    from fraud_platform.lake import DEAD_LETTERS_SCHEMA, dead_letter_table
+
+    filesystem, base = lake.filesystem()
+    for dlq, rows in letters.items():
+        columns = {name: [row.get(name) for row in rows] for name in DEAD_LETTERS_SCHEMA.names}
+        table = pa.table(columns, schema=DEAD_LETTERS_SCHEMA)
+        directory = dead_letter_table(dlq).partition_dir(rows[0]["rejected_at"])
+        write_atomically(filesystem, f"{base}/{directory}/{file_name}", parquet_bytes(table))
+    return sum(len(rows) for rows in letters.values())
+
+
 def import_to_lake(
     lake, source_path: Path, mapping: Mapping, progress: Callable[[str], None] = lambda _: None
-) -> tuple[int, int]:
-    """Write the mapped rows into the lake's partitions; idempotent (deterministic names)."""
+) -> tuple[int, int, int]:
+    """Write the mapped rows into the lake's partitions, the rejected ones to its dead letters;
+    idempotent (deterministic names). Returns (transactions, labels, dead letters)."""
     from fraud_platform.simulation.history import (
         write_labels_by_completion,
         write_transactions_by_hour,
@@ -184,8 +237,9 @@ def import_to_lake(
 
     source = read_source(source_path)
     progress(f"read {source.num_rows:,} rows")
-    transactions = map_transactions(source, mapping)
+    transactions, letters = checked(map_transactions(source, mapping), progress)
     file_name = f"part-import-{mapping.name}.parquet"
+    rejected = _write_dead_letters(lake, letters, file_name)
     write_transactions_by_hour(lake, transactions, file_name)
     progress(f"wrote {transactions.num_rows:,} transactions")
     labels = map_labels(source, source_times(source, mapping), mapping)
@@ -196,7 +250,7 @@ def import_to_lake(
         )
         progress(f"wrote {n_labels:,} labels")
     _write_reference_ids(lake, transactions, mapping.name)
-    return transactions.num_rows, n_labels
+    return transactions.num_rows, n_labels, rejected
 
 
 def _write_reference_ids(lake, transactions: pa.Table, source_name: str) -> None:
@@ -274,6 +328,11 @@ def import_to_kafka(
     if labels is not None:
         # Only investigations completed by now can have been published.
         label_topic = topic_name(FRAUD_LABELS.name, topic_prefix)
+        # Each label names its transaction's card holder and merchant (label v2); the
+        # labels are in source order, as the mapped columns are.
+        for name in ("user_id", "merchant_id"):
+            column = _column(source, mapping.transaction[name], name)
+            labels = labels.append_column(name, pc.cast(column, pa.string()))
         completed = pc.less_equal(
             pc.cast(labels["investigation_complete_time"], pa.int64()), now_ms
         )

@@ -28,14 +28,18 @@ POSTTRAINING = {
 @dataclass(frozen=True)
 class Thresholds:
     review: float = 0.5  # the score from which a transaction goes to review
+    top_k: int = 100  # cards investigators check a day: card precision@k's k
 
     @classmethod
     def from_env(cls) -> Thresholds:
-        return cls(review=float(os.environ.get("FRAUD_REVIEW_THRESHOLD", cls.review)))
+        return cls(
+            review=float(os.environ.get("FRAUD_REVIEW_THRESHOLD", cls.review)),
+            top_k=int(os.environ.get("FRAUD_CARD_PRECISION_K", cls.top_k)),
+        )
 
     def suite_parameters(self) -> dict[str, Any]:
         """What the layer-5 suites take from here rather than from checks.yaml."""
-        return {"review_threshold": self.review}
+        return {"review_threshold": self.review, "top_k": self.top_k}
 
 
 def promotion_decision(lake: Any, day: str) -> tuple[bool, str]:

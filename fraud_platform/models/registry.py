@@ -5,6 +5,8 @@
                                                version, metrics
     models/current                             {"version": ...}: what the scorer serves
     models/promotions.jsonl                    every promotion and rollback, appended
+    models/selection/{as_of}.json              a hyperparameter search (every grid point)
+    models/selection/latest.json               the search whose choice candidates train with
 
 A pointer file instead of a symlink works the same on a local lake and on S3.
 """
@@ -26,6 +28,7 @@ SCORES_FILE = "scores.parquet"  # label, score (candidate), production_score on 
 IMPORTANCE_FILE = "importance.parquet"  # feature, importance (share of the total gain)
 CURRENT = "models/current"
 HISTORY = "models/promotions.jsonl"
+SELECTIONS = "models/selection"
 
 
 class RegistryError(RuntimeError):
@@ -101,6 +104,21 @@ def evaluation_frame(lake, as_of: str, name: str):
         return pq.read_table(path, filesystem=filesystem).to_pandas()
     except FileNotFoundError as missing:
         raise RegistryError(f"{version} has no {name}: materialize models/evaluation") from missing
+
+
+def save_selection(lake, as_of: str, record: dict[str, Any]) -> str:
+    """Keep a hyperparameter search and make its choice the one candidates train with."""
+    filesystem, base = lake.filesystem()
+    data = json.dumps({"as_of": as_of, **record}, indent=2).encode()
+    write_atomically(filesystem, f"{base}/{SELECTIONS}/{as_of}.json", data)
+    write_atomically(filesystem, f"{base}/{SELECTIONS}/latest.json", data)
+    return lake.uri(SELECTIONS, f"{as_of}.json")
+
+
+def latest_selection(lake) -> dict[str, Any] | None:
+    """The search in force (see save_selection), or None before any."""
+    filesystem, base = lake.filesystem()
+    return read_json(filesystem, f"{base}/{SELECTIONS}/latest.json")
 
 
 def current_version(lake) -> str | None:

@@ -17,6 +17,7 @@ from fraud_platform.alerts import Alert, Alerter
 from fraud_platform.batch.metadata import partition_dates
 from fraud_platform.lake import write_atomically
 from fraud_platform.partitions import daily
+from fraud_platform.progress import report
 from fraud_platform.quality.runner import Outcome, validate
 from fraud_platform.quality.suites import SuiteCheck, checks_for
 
@@ -37,16 +38,22 @@ Loader = Callable[[dict[str, Any], str], Any]
 
 
 def suite_checks(
-    asset: str, load: Loader | Mapping[str, Loader], resource_keys: set[str], **parameters: Any
+    asset: str,
+    load: Loader | Mapping[str, Loader],
+    resource_keys: set[str],
+    settings: Callable[[], dict[str, Any]] = dict,
+    **parameters: Any,
 ) -> list[dg.AssetChecksDefinition]:
     """The checks quality_suites/checks.yaml binds to `asset`, each validating what `load`
     gives (or, given {suite: loader}, only those suites with their own loaders);
-    `parameters` are values only the code knows (catalog features, the currencies)."""
+    `parameters` are values only the code knows (catalog features, the currencies), and
+    `settings()` gives those read from the environment, when the check runs."""
     keys = {"lake", *resource_keys}
-    if isinstance(load, Mapping):
-        return [_check(c, load[c.suite], keys, parameters) for c in checks_for(asset)
-                if c.suite in load]  # fmt: skip
-    return [_check(c, load, keys, parameters) for c in checks_for(asset)]
+    checks = [c for c in checks_for(asset) if not isinstance(load, Mapping) or c.suite in load]
+    return [
+        _check(c, load[c.suite] if isinstance(load, Mapping) else load, keys, parameters, settings)
+        for c in checks
+    ]
 
 
 def run_suite(check: SuiteCheck, loaded: Any, lake: Any, day: str, **parameters: Any) -> Outcome:
@@ -64,7 +71,11 @@ def report_path(check: SuiteCheck, day: str) -> str:
 
 
 def _check(
-    check: SuiteCheck, load: Loader, resource_keys: set[str], parameters: dict[str, Any]
+    check: SuiteCheck,
+    load: Loader,
+    resource_keys: set[str],
+    parameters: dict[str, Any],
+    settings: Callable[[], dict[str, Any]],
 ) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=dg.AssetKey(check.asset_path),
@@ -78,8 +89,11 @@ def _check(
     def _run(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         resources = {key: getattr(context.resources, key) for key in resource_keys}
         lake = resources["lake"]
-        by_date = {day: run_suite(check, load(resources, day), lake, day, **parameters)
-                   for day in partition_dates(context)}  # fmt: skip
+        given = {**parameters, **settings()}
+        by_date = {}
+        for day in partition_dates(context):
+            report(f"checking {check.suite} on {day}")
+            by_date[day] = run_suite(check, load(resources, day), lake, day, **given)
         failures = [f"{day}: {f.summary()}" for day, o in by_date.items() for f in o.failures]
         if failures:
             headline, detail = _headline(check, failures), "\n".join(failures[:20])

@@ -174,23 +174,26 @@ class AmountSpikeCount(TableMetricProvider):
 
 
 class ModelMetrics(TableMetricProvider):
-    """The platform's evaluation (AUC, AP, precision/recall/flagged share at the threshold)
-    of a score column against a label column."""
+    """The platform's evaluation (AUC, AP, card precision@top_k when the rows carry date and
+    user_id, precision/recall/flagged share at the threshold) of a score column against a
+    label column."""
 
     metric_name = "table.model_metrics"
-    value_keys = ("label_column", "score_column", "threshold")
+    value_keys = ("label_column", "score_column", "threshold", "top_k")
 
     @metric_value(engine=PandasExecutionEngine)
     def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, **_):
-        from fraud_platform.models.training import evaluate
+        from fraud_platform.models.evaluation import evaluate_frame
 
         frame = _frame(execution_engine, metric_domain_kwargs)
         kw = metric_value_kwargs
         scores = frame[kw["score_column"]]
         if scores.isna().all():
             return None
-        labels = frame[kw["label_column"]].to_numpy()
-        result = evaluate(labels, scores.to_numpy(), kw["threshold"]).as_dict()
+        scored = frame.rename(columns={kw["label_column"]: "label"})
+        result = evaluate_frame(scored, kw["score_column"], kw["threshold"], int(kw["top_k"]))
+        result = result.as_dict()
+        labels = scored["label"].to_numpy()
         result["accuracy"] = float(((scores.to_numpy() >= kw["threshold"]) == labels).mean())
         return result
 
@@ -405,20 +408,21 @@ class ExpectAmountSpikeRateToBeBelow(_Expectation):
 
 class ExpectModelMetricToBeBetween(_Expectation):
     """One of the platform's evaluation metrics of a score column (average_precision,
-    auc_roc, accuracy, predicted_positive_share, ...) lies in [min_value, max_value], or
-    strictly inside when strict."""
+    auc_roc, card_precision_at_k, accuracy, predicted_positive_share, ...) lies in
+    [min_value, max_value], or strictly inside when strict."""
 
     label_column: Text = "label"
     score_column: Text = "score"
     threshold: Number = 0.5
+    top_k: Union[int, SuiteParameterDict] = 100
     metric_name: Text
     min_value: Optional[Number] = None
     max_value: Optional[Number] = None
     strict: Union[bool, SuiteParameterDict] = False
 
     metric_dependencies = ("table.model_metrics",)
-    success_keys = ("label_column", "score_column", "threshold", "metric_name", "min_value",
-                    "max_value", "strict")  # fmt: skip
+    success_keys = ("label_column", "score_column", "threshold", "top_k", "metric_name",
+                    "min_value", "max_value", "strict")  # fmt: skip
 
     def _validate(self, metrics: Dict, runtime_configuration=None, execution_engine=None) -> Dict:
         evaluation = self.metric(metrics) or {}
@@ -440,10 +444,11 @@ class ExpectScoreToBeatBaseline(_Expectation):
     score_column: Text = "score"
     baseline_column: Text = "production_score"
     threshold: Number = 0.5
+    top_k: Union[int, SuiteParameterDict] = 100
     metric_name: Text = "average_precision"
 
     metric_dependencies = ()
-    success_keys = ("label_column", "score_column", "baseline_column", "threshold",
+    success_keys = ("label_column", "score_column", "baseline_column", "threshold", "top_k",
                     "metric_name")  # fmt: skip
 
     def get_validation_dependencies(self, execution_engine=None, runtime_configuration=None):
@@ -461,6 +466,7 @@ class ExpectScoreToBeatBaseline(_Expectation):
                         "label_column": self.kw("label_column"),
                         "score_column": self.kw(f"{role}_column"),
                         "threshold": self.kw("threshold"),
+                        "top_k": self.kw("top_k"),
                     },
                 ),
             )

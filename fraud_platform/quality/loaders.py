@@ -131,17 +131,19 @@ def training_set(resources: dict[str, Any], day: str) -> Loaded:
 
 def training_parameters(frame: pd.DataFrame) -> dict[str, Any]:
     """The numeric features to screen for leakage, and the references the test rows are
-    compared with: the training rows of the test period's length just before it. Adjacent
-    periods, because a training window can begin while the longest feature windows still
-    fill up (its first days' 30- and 90-day counts are low by construction), and seasons
-    move; a break between the periods is what the check is for."""
+    compared with: the last training rows of the test period's length (the delay period lies
+    between them). The closest periods, because a training window can begin while the
+    longest feature windows still fill up (its first days' 30- and 90-day counts are low by
+    construction), and seasons move; a break between the periods is what the check is for.
+    A calendar feature is left out: two different weeks' days are not a drift."""
     from fraud_platform.models.training import MODEL_FEATURES
 
     train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
     if not test.empty:
         span = test["ts_ms"].max() - test["ts_ms"].min()
-        train = train[train["ts_ms"] >= test["ts_ms"].min() - span]
-    references = _references(train, MODEL_FEATURES)
+        train = train[train["ts_ms"] >= train["ts_ms"].max() - span]
+    compared = [f for f in MODEL_FEATURES if f not in CALENDAR_FEATURES]
+    references = _references(train, compared)
     return {"train_references": references, "numeric_features": MODEL_FEATURES}
 
 

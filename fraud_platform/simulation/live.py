@@ -30,6 +30,17 @@ def transaction_messages(table: pa.Table) -> Iterator[dict]:
         yield transaction_record(row)
 
 
+def labels_naming_entities(labels: pa.Table, transactions: pa.Table) -> list[dict]:
+    """Label messages with the card holder and merchant of their transactions (label v2)."""
+    columns = [transactions[c].to_pylist() for c in ("transaction_id", "user_id", "merchant_id")]
+    entities = {tid: (user, merchant) for tid, user, merchant in zip(*columns, strict=True)}
+    messages = []
+    for record in map(label_record, labels.to_pylist()):
+        user, merchant = entities.get(record["transaction_id"], (None, None))
+        messages.append({**record, "user_id": user, "merchant_id": merchant})
+    return messages
+
+
 class PendingLabels:
     """Labels of recent simulated days, released once their investigation completes."""
 
@@ -44,10 +55,10 @@ class PendingLabels:
 
     def _load(self, world: World, today: int, volume: int) -> None:
         for day in range(today - LABEL_LOOKBACK_DAYS, today):
-            rows = generate_day(world, day, volume).labels.to_pylist()
+            traffic = generate_day(world, day, volume)
             due = [
                 m
-                for m in map(label_record, rows)
+                for m in labels_naming_entities(traffic.labels, traffic.transactions)
                 if m["investigation_complete_time"] >= self._since_ms
             ]
             with self._lock:

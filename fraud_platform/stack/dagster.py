@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import httpx
 
 from fraud_platform.config import LOOPBACK, PROJECT_ROOT
 from fraud_platform.stack.service import Service
+
+
+def link_instance_settings(home: Path) -> Path:
+    """Make `home` a Dagster instance directory whose dagster.yaml is the repo's (telemetry
+    off, the run limits): every instance the platform creates, the CLI's too."""
+    home.mkdir(parents=True, exist_ok=True)
+    link = home / "dagster.yaml"
+    if not link.is_symlink():
+        link.unlink(missing_ok=True)
+        link.symlink_to(PROJECT_ROOT / "dagster.yaml")
+    return home
 
 
 class DagsterService(Service):
@@ -28,11 +40,7 @@ class DagsterService(Service):
         return f"http://{LOOPBACK}:{self.settings.ports.dagster}"
 
     def prepare(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        link = self.dir / "dagster.yaml"
-        if not link.is_symlink():
-            link.unlink(missing_ok=True)
-            link.symlink_to(PROJECT_ROOT / "dagster.yaml")
+        link_instance_settings(self.dir)
         self.fail_orphaned_runs()
 
     def fail_orphaned_runs(self) -> list[str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fraud_platform.config import Settings
-from fraud_platform.contracts import DEAD_LETTER, ENRICHED_TRANSACTION, TRANSACTION
+from fraud_platform.contracts import DEAD_LETTER, ENRICHED_TRANSACTION, FRAUD_LABEL, TRANSACTION
 from fraud_platform.contracts.registry import Contract, versions
 from fraud_platform.features.catalog import WINDOWS_MS
 from fraud_platform.features.online import PROFILE_KEYS, STREAM_WINDOWS
@@ -21,6 +21,7 @@ from fraud_platform.features.stream import enriched_feature_names, stream_featur
 from fraud_platform.lake import MERCHANTS, USERS
 from fraud_platform.topics import (
     DLQ_PROCESSING_ERRORS,
+    FRAUD_LABELS,
     QUALITY_STREAM_WINDOWS,
     TRANSACTIONS_ENRICHED,
     TRANSACTIONS_LATE,
@@ -28,7 +29,7 @@ from fraud_platform.topics import (
     topic_name,
 )
 
-FEATURE_VERSION = "v1"
+FEATURE_VERSION = "v2"  # v2: the label-delayed, merchant and pair features
 MINUTE_MS = 60_000
 
 
@@ -54,9 +55,10 @@ class StreamingJob:
 
 ENRICHMENT = StreamingJob(
     "enrichment",
-    "Job 1: per-transaction features (row, user windows before it, amount deviation) from "
-    "transactions-raw to transactions-enriched, exactly-once.",
-    reads=(TRANSACTIONS_RAW.name,),
+    "Job 1: every catalog feature of each transaction (row, user and merchant windows "
+    "before it, label-delayed merchant and card fraud history from fraud-labels, amount "
+    "deviation) from transactions-raw to transactions-enriched, exactly-once.",
+    reads=(TRANSACTIONS_RAW.name, FRAUD_LABELS.name),
     writes=(TRANSACTIONS_ENRICHED.name, DLQ_PROCESSING_ERRORS.name),
     # The hot path. In thread mode a record reaches its Python step without the bundling
     # and the worker round trips of process mode: the bare engine's P50 at 1,000/s falls
@@ -124,6 +126,7 @@ class Deployment:
     event_time: EventTime = field(default_factory=EventTime)
     restore_from: str = ""
     parallelism: int = 0  # 0: the job's own
+    label_delay_days: int | None = None  # None: the platform's (FRAUD_LABEL_DELAY_DAYS)
 
     def group(self, job: StreamingJob) -> str:
         return f"{self.topic_prefix}{job.pipeline_name}"
@@ -174,6 +177,7 @@ def job_spec(settings: Settings, job: StreamingJob, deployment: Deployment) -> d
     lake = deployment.lake_root or settings.lake_root
     topics = {
         "raw": TRANSACTIONS_RAW.name,
+        "labels": FRAUD_LABELS.name,
         "enriched": TRANSACTIONS_ENRICHED.name,
         "late": TRANSACTIONS_LATE.name,
         "dead_letters": DLQ_PROCESSING_ERRORS.name,
@@ -189,9 +193,14 @@ def job_spec(settings: Settings, job: StreamingJob, deployment: Deployment) -> d
         "contracts": {
             "transaction": contract_spec(TRANSACTION),
             "enriched": contract_spec(ENRICHED_TRANSACTION),
+            "label": contract_spec(FRAUD_LABEL),
             "dead_letter": contract_spec(DEAD_LETTER),
         },
-        "features": stream_features(),
+        "features": stream_features(
+            settings.label_delay_days
+            if deployment.label_delay_days is None
+            else deployment.label_delay_days
+        ),
         "feature_version": FEATURE_VERSION,
         "reference": {
             "users": _reference_uri(lake, USERS.path),

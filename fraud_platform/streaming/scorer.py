@@ -94,22 +94,18 @@ class ProductionModel:
 
 
 def feature_row(enriched: dict[str, Any], online: OnlineFeatures) -> dict[str, Any]:
-    """The model's inputs for one transaction: what the enrichment computed, then the
-    merchant's and the user's online features; what neither has stays missing (XGBoost
-    takes a missing value as such), e.g. label counts no stream computes."""
+    """The model's inputs for one transaction: what the enrichment computed (every catalog
+    feature, as the batch does; a null there is a value, e.g. no event in the window), and
+    only for a feature the message lacks (an enrichment of an older catalog), the merchant's
+    and the user's online features; what none has stays missing (XGBoost takes a missing
+    value as such)."""
     row = {}
     for name in FEATURES:
-        for source in (enriched, online.merchant, online.user):
-            if source.get(name) is not None:
-                row[name] = source[name]
-                break
-        else:
-            row[name] = None
-    counts = {w: row.get(f"merchant_transaction_volume_{w}") for w in ("7d", "30d")}
-    for window, volume in counts.items():
-        frauds = row.get(f"merchant_fraud_count_{window}")
-        if row.get(f"merchant_fraud_rate_{window}") is None and frauds is not None and volume:
-            row[f"merchant_fraud_rate_{window}"] = frauds / volume
+        if name in enriched:
+            row[name] = enriched[name]
+            continue
+        found = (source[name] for source in (online.merchant, online.user) if name in source)
+        row[name] = next(found, None)
     return row
 
 

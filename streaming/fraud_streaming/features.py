@@ -63,6 +63,13 @@ def _maximum(values: Sequence[Any]) -> Any:
     return max(values) if values else None
 
 
+def _stddev_pop(values: Sequence[Any]) -> Any:
+    if not values:
+        return None
+    mean = math.fsum(values) / len(values)
+    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values))
+
+
 # Each aggregate over a window's non-null values, as the batch SQL computes it (SUM is
 # COALESCE(SUM, 0) there).
 AGGREGATES: dict[str, Callable[[Sequence[Any]], Any]] = {
@@ -71,6 +78,7 @@ AGGREGATES: dict[str, Callable[[Sequence[Any]], Any]] = {
     "COUNT_DISTINCT": lambda values: len(set(values)),
     "AVG": _average,
     "MAX": _maximum,
+    "STDDEV_POP": _stddev_pop,
 }
 
 
@@ -85,22 +93,32 @@ class Windows:
     windows of one call end at the same instant, so each is a suffix of the longest: that one
     is transposed into columns once, and each feature is an aggregate over the tail of one
     column. This is the hot loop of both jobs.
+
+    A feature with a `match` expression (a user-at-merchant pair window) aggregates only the
+    events whose match value equals the transaction's, as the batch partitions by both keys.
     """
 
-    def __init__(self, features: Sequence[dict]) -> None:
+    def __init__(self, features: Sequence[dict], layout: Sequence[dict] = ()) -> None:
+        """`layout`: every feature whose values the history stores (these and others over
+        the same history, e.g. the merchant's windows and its delayed ones); `features` by
+        default."""
         self.features = list(features)
         for feature in self.features:
             if feature["aggregate"] not in AGGREGATES:
                 raise ValueError(f"{feature['name']}: unknown aggregate {feature['aggregate']!r}")
-        values = sorted({f["value"] for f in self.features})
+        stored = list(layout) or self.features
+        matches = sorted({f["match"] for f in stored if "match" in f})
+        values = sorted({f["value"] for f in stored} | set(matches))
         self.value_index = {source: i for i, source in enumerate(values)}
         self._device_column = self.value_index.get(DEVICE_CHANGED)
         self._values = [compile_expression(source) for source in values]
+        self._matches = [(self.value_index[m], compile_expression(m)) for m in matches]
         self.horizon_ms = max((f["window_ms"] for f in self.features), default=0)
-        plan: dict[int, list[tuple[str, Callable, int]]] = {}
+        plan: dict[int, list[tuple[str, Callable, int, int | None]]] = {}
         for f in self.features:
+            match = self.value_index[f["match"]] if "match" in f else None
             plan.setdefault(f["window_ms"], []).append(
-                (f["name"], AGGREGATES[f["aggregate"]], self.value_index[f["value"]])
+                (f["name"], AGGREGATES[f["aggregate"]], self.value_index[f["value"]], match)
             )
         self._plan = list(plan.items())
 
@@ -112,18 +130,28 @@ class Windows:
         column = self._device_column
         return values if column is None else (*values[:column], flag, *values[column + 1 :])
 
-    def compute(self, history: History, low_of: Callable[[int], int], high: int) -> dict:
-        """Each feature over the history's events with low_of(window_ms) <= ts <= high."""
+    def compute(
+        self, history: History, low_of: Callable[[int], int], high: int, row: Row | None = None
+    ) -> dict:
+        """Each feature over the history's events with low_of(window_ms) <= ts <= high (and,
+        for a matched feature, the match value of `row`)."""
         starts = {window: history.index(low_of(window)) for window, _ in self._plan}
         first, end = min(starts.values(), default=0), history.index(high + 1)
         columns = list(zip(*(event[-1] for event in history.events[first:end]), strict=True))
         if not columns:
             columns = [()] * len(self._values)
+        wanted = {column: fn(row) for column, fn in self._matches} if row is not None else {}
         result = {}
         for window, features in self._plan:
             tail = starts[window] - first
             present: dict[int, Sequence[Any]] = {}
-            for name, aggregate, column in features:
+            for name, aggregate, column, match in features:
+                if match is not None:
+                    keys, values = columns[match][tail:], columns[column][tail:]
+                    selected = [v for k, v in zip(keys, values, strict=True)
+                                if k == wanted[match] and v is not None]  # fmt: skip
+                    result[name] = aggregate(selected)
+                    continue
                 values = present.get(column)
                 if values is None:
                     values = columns[column][tail:]
@@ -133,9 +161,9 @@ class Windows:
                 result[name] = aggregate(values)
         return result
 
-    def before(self, history: History, ts_ms: int) -> dict:
+    def before(self, history: History, ts_ms: int, row: Row | None = None) -> dict:
         """Windows strictly before a transaction at ts_ms (the batch's point-in-time rule)."""
-        return self.compute(history, lambda w: ts_ms - w, ts_ms - 1)
+        return self.compute(history, lambda w: ts_ms - w, ts_ms - 1, row)
 
     def as_of(self, history: History, ts_ms: int) -> dict:
         """Windows ending at ts_ms inclusive: what the online store holds at that instant."""
@@ -278,27 +306,142 @@ def device_changed(previous_device: str | None, device_id: str | None) -> int:
     )
 
 
+class Frauds:
+    """An entity's known frauds as (transaction time, label completion, transaction id),
+    sorted by transaction time: each transaction once, at its earliest fraud verdict (the
+    batch's MIN(complete_ms) per transaction). Plain tuples, so state pickles them cheaply."""
+
+    def __init__(self, entries: Sequence[tuple] = ()) -> None:
+        self.entries = sorted(entries)
+        self.changed = False
+
+    def add(self, tx_ms: int, complete_ms: int, transaction_id: str) -> None:
+        for i, (_, known_ms, other) in enumerate(self.entries):
+            if other == transaction_id:
+                if complete_ms < known_ms:
+                    self.entries[i] = (tx_ms, complete_ms, transaction_id)
+                    self.changed = True
+                return
+        self.entries.insert(
+            bisect_right(self.entries, (tx_ms,)), (tx_ms, complete_ms, transaction_id)
+        )
+        self.changed = True
+
+    def prune(self, before_ms: int) -> None:
+        cut = bisect_left(self.entries, (before_ms,))
+        if cut:
+            del self.entries[:cut]
+            self.changed = True
+
+    def known(self, low: int, high: int, before_ms: int) -> list[int]:
+        """Transaction times in [low, high] of the frauds known before `before_ms`."""
+        start, end = bisect_left(self.entries, (low,)), bisect_left(self.entries, (high + 1,))
+        return [tx for tx, known_ms, _ in self.entries[start:end] if known_ms < before_ms]
+
+
+class LabelFeatures:
+    """The catalog's label features of an entity: its frauds among its transactions of the
+    window ending the label delay before the transaction, [t - delay - w, t - delay - 1],
+    known (label completed) strictly before it: their COUNT, or the seconds since the FIRST
+    or LAST of them."""
+
+    def __init__(self, features: Sequence[dict], delay_ms: int) -> None:
+        self.features, self.delay_ms = list(features), delay_ms
+        self.horizon_ms = delay_ms + max((f["window_ms"] for f in self.features), default=0)
+
+    def __call__(self, frauds: Frauds, ts_ms: int) -> dict[str, Any]:
+        """The features of a transaction at ts_ms; frauds too old for any later transaction's
+        window are forgotten (late transactions get a day's margin)."""
+        frauds.prune(ts_ms - self.horizon_ms - 86_400_000)
+        end = ts_ms - self.delay_ms - 1
+        result = {}
+        for f in self.features:
+            times = frauds.known(ts_ms - self.delay_ms - f["window_ms"], end, ts_ms)
+            if f["aggregate"] == "COUNT":
+                result[f["name"]] = len(times)
+            elif not times:
+                result[f["name"]] = None
+            else:
+                extreme = times[0] if f["aggregate"] == "FIRST" else times[-1]
+                result[f["name"]] = (ts_ms - extreme) / 1000.0
+        return result
+
+
+class FraudBook:
+    """Entities' Frauds in keyed value state, read through a bounded cache (as Histories: a
+    state read per transaction would cross to the JVM, and frauds are rare, so most reads
+    find nothing). This function is its keys' only writer, so a cached value is the state's."""
+
+    def __init__(self, state, capacity: int) -> None:
+        self.state, self.capacity = state, capacity
+        self.cache: OrderedDict[str, Frauds] = OrderedDict()
+
+    def get(self, key: str) -> Frauds:
+        frauds = self.cache.get(key)
+        if frauds is None:
+            frauds = Frauds(self.state.value() or ())
+        else:
+            self.cache.move_to_end(key)
+        return frauds
+
+    def put(self, key: str, frauds: Frauds) -> None:
+        if frauds.changed:
+            self.state.update(list(frauds.entries))
+            frauds.changed = False
+        self.cache[key] = frauds
+        if len(self.cache) > self.capacity:
+            self.cache.popitem(last=False)
+
+
 class Enricher:
-    """A transaction's real-time features from its processed row and its user's history:
-    the row features, every user window before it, and the derived features those allow.
-    The counterpart of the batch SQL's `sequenced` and `base` steps is `History.previous`."""
+    """A transaction's real-time features from its processed row and its user's history and
+    frauds: the row features, every user window before it, the card's label features, and the
+    derived features those allow. The counterpart of the batch SQL's `sequenced` and `base`
+    steps is `History.previous`."""
 
     def __init__(self, spec: dict) -> None:
         self.row_features = RowFeatures(spec["row"])
         self.windows = Windows(spec["user_windows"])
+        self.labels = LabelFeatures(spec["user_labels"], spec["label_delay_ms"])
         self.derived = RowFeatures(spec["derived"])
         # Late events may still arrive a little before the newest one; keep a day's margin.
         self.keep_ms = self.windows.horizon_ms + 86_400_000
 
-    def enrich(self, history: History, row: Row) -> dict[str, Any]:
+    def enrich(self, history: History, frauds: Frauds, row: Row) -> dict[str, Any]:
         ts_ms = row["ts_ms"]
         row["prev_ts_ms"], previous_device = history.previous(ts_ms)
         row["device_changed"] = device_changed(previous_device, row.get("device_id"))
         features = self.row_features(row)
-        features.update(self.windows.before(history, ts_ms))
+        features.update(self.windows.before(history, ts_ms, row))
+        features.update(self.labels(frauds, ts_ms))
         features.update(self.derived({**row, **features}))
         history.record(row, self.windows, self.keep_ms)
         return features
+
+
+class MerchantEnricher:
+    """The merchant's side of a transaction's features, after the user's: its windows before
+    the transaction and those ending a label delay before it, its label features, and the
+    derived features that needed them."""
+
+    def __init__(self, spec: dict) -> None:
+        stored = [*spec["merchant_windows"], *spec["merchant_delayed_windows"]]
+        self.windows = Windows(spec["merchant_windows"], stored)
+        self.delayed = Windows(spec["merchant_delayed_windows"], stored)
+        self.labels = LabelFeatures(spec["merchant_labels"], spec["label_delay_ms"])
+        self.derived = RowFeatures(spec["merchant_derived"])
+        self.delay_ms = spec["label_delay_ms"]
+        horizon = max(self.windows.horizon_ms, self.delay_ms + self.delayed.horizon_ms)
+        self.keep_ms = horizon + 86_400_000
+
+    def enrich(self, history: History, frauds: Frauds, row: Row, features: dict) -> dict:
+        ts_ms = row["ts_ms"]
+        mine = self.windows.before(history, ts_ms)
+        mine.update(self.delayed.before(history, ts_ms - self.delay_ms))
+        mine.update(self.labels(frauds, ts_ms))
+        mine.update(self.derived({**row, **features, **mine}))
+        history.record(row, self.windows, self.keep_ms)
+        return mine
 
 
 # Replace a hash only with values as of the same or a later instant; an empty value deletes

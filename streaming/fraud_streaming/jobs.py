@@ -1,11 +1,14 @@
 """The streaming jobs' pipelines.
 
-enrichment (job 1): transactions-raw -> transactions-enriched. Keyed by user, each
-  transaction gets the catalog's row features, the user's windows strictly before it and the
-  derived features those allow, computed on arrival (no waiting for a watermark). The Kafka
-  sink is exactly-once: a read-committed consumer sees each transaction once, at the
-  checkpoint that commits it. Stateful operators carry fixed uids, so a savepoint still
-  restores after the job's graph changes around them.
+enrichment (job 1): transactions-raw and fraud-labels -> transactions-enriched. Keyed by
+  user, each transaction gets the catalog's row features, the user's windows strictly before
+  it and the card's label features; then keyed by merchant, the merchant's windows (and those
+  a label delay back) and label features, and the derived features; all computed on arrival
+  (no waiting for a watermark). The fraud labels reach both keyed steps by the card and the
+  merchant they name, and count once known before a transaction. The Kafka sink is
+  exactly-once: a read-committed consumer sees each transaction once, at the checkpoint that
+  commits it. Stateful operators carry fixed uids, so a savepoint still restores after the
+  job's graph changes around them.
 aggregates (job 2): transactions-raw -> Redis. Event time with a bounded-out-of-orderness
   watermark; events later than the watermark minus the allowed lateness go to the late
   topic (counted); the others update the user's 1h-30d windows (`user:{id}:agg:{window}`)
@@ -29,6 +32,7 @@ from pyflink.common import Duration, Row, Time, Types, WatermarkStrategy
 from pyflink.common.serialization import ByteArraySchema
 from pyflink.datastream import (
     AggregateFunction,
+    KeyedCoProcessFunction,
     KeyedProcessFunction,
     OutputTag,
     ProcessFunction,
@@ -42,13 +46,20 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSource,
 )
 from pyflink.datastream.data_stream import KeyedStream
-from pyflink.datastream.state import ListStateDescriptor
+from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 from pyflink.datastream.window import TumblingEventTimeWindows
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 from pyflink.table.expressions import col, to_timestamp_ltz
 
-from fraud_streaming.features import WRITE_IF_NEWER, Enricher, Histories, OnlineWrites
+from fraud_streaming.features import (
+    WRITE_IF_NEWER,
+    Enricher,
+    FraudBook,
+    Histories,
+    MerchantEnricher,
+    OnlineWrites,
+)
 from fraud_streaming.monitoring import WindowStats
 from fraud_streaming.records import Codec, EnrichedCodec, Reference
 
@@ -150,7 +161,9 @@ def kafka_sink_sql(spec: dict, table: str, topic: str, timed: bool = False) -> s
         )"""
 
 
-def dead_letter(spec: dict, message: bytes, error: Exception, position: dict) -> dict:
+def dead_letter(
+    spec: dict, message: bytes, error: Exception, position: dict, topic: str = ""
+) -> dict:
     """The dead-letter record of a message the job cannot read (position: key, partition,
     offset, timestamp of the original, -1 where the source does not expose it)."""
     return {
@@ -158,7 +171,7 @@ def dead_letter(spec: dict, message: bytes, error: Exception, position: dict) ->
         "original_value": message,
         "reason": "stream_undecodable",
         "detail": f"{spec['name']}: {type(error).__name__}: {error}",
-        "source_topic": spec["topics"]["raw"],
+        "source_topic": topic or spec["topics"]["raw"],
         "source_partition": position.get("partition", -1),
         "source_offset": position.get("offset", -1),
         "source_timestamp": position.get("timestamp"),
@@ -201,17 +214,78 @@ def history_state(runtime_context: RuntimeContext, name: str):
     return runtime_context.get_list_state(ListStateDescriptor(name, Types.PICKLED_BYTE_ARRAY()))
 
 
-class Enrich(KeyedProcessFunction):
-    """Job 1's one Python step, keyed by user: decode the raw message, join the reference
-    tables, compute the features from the user's history in state, emit the enriched
-    message. A message that does not decode becomes a dead letter with its position."""
+def fraud_book(runtime_context: RuntimeContext, spec: dict) -> FraudBook:
+    """An entity's known frauds as keyed value state, behind a cache."""
+    state = runtime_context.get_state(ValueStateDescriptor("frauds", Types.PICKLED_BYTE_ARRAY()))
+    return FraudBook(state, spec["state_cache_keys"])
+
+
+class DecodeLabel(ProcessFunction):
+    """fraud-labels -> the fraud verdicts the label features count, with the card and the
+    merchant they name. A genuine verdict counts nothing; a label naming neither (a producer
+    on the label contract's first version) is counted as unattributed, as the lake still
+    keeps it; one that does not decode becomes a dead letter."""
+
+    def __init__(self, spec: dict) -> None:
+        self.spec = spec
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.codec = Codec(self.spec["contracts"]["label"])
+        self.dead_letters = Codec(self.spec["contracts"]["dead_letter"])
+        metrics = runtime_context.get_metrics_group()
+        self.frauds, self.unattributed = (
+            metrics.counter("fraud_labels"),
+            metrics.counter("unattributed_labels"),
+        )
+        self.dead = metrics.counter("dead_letters")
+        self.dead_output = side_output("dead")
+
+    def process_element(self, value: bytes, ctx: ProcessFunction.Context):
+        message = bytes(value)
+        try:
+            label = self.codec.decode(message)
+        except Exception as error:
+            self.dead.inc()
+            position = {"timestamp": ctx.timestamp()}
+            letter = dead_letter(self.spec, message, error, position, self.spec["topics"]["labels"])
+            yield self.dead_output, Row(None, self.dead_letters.encode(letter))
+            return
+        if not label["is_fraud"]:
+            return
+        if not label.get("user_id") or not label.get("merchant_id"):
+            self.unattributed.inc()
+            return
+        self.frauds.inc()
+        yield {
+            "transaction_id": label["transaction_id"],
+            "tx_ms": label["transaction_time"],
+            "complete_ms": label["investigation_complete_time"],
+            "user_id": label["user_id"],
+            "merchant_id": label["merchant_id"],
+        }
+
+
+# What the merchant's step needs of a transaction's row.
+PASSED = ("transaction_id", "user_id", "merchant_id", "ts_ms", "device_id", "device_changed")
+
+
+def learn(book: FraudBook, key: str, label: dict) -> None:
+    frauds = book.get(key)
+    frauds.add(label["tx_ms"], label["complete_ms"], label["transaction_id"])
+    book.put(key, frauds)
+
+
+class Enrich(KeyedCoProcessFunction):
+    """Job 1's first step, keyed by user: decode the raw message, join the reference tables,
+    compute the user's side of the features from its history and frauds in state, and pass
+    the transaction on to the merchant's step. Its second input, the card's fraud labels,
+    only updates state. A message that does not decode becomes a dead letter."""
 
     def __init__(self, spec: dict) -> None:
         self.spec = spec
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.codec = Codec(self.spec["contracts"]["transaction"])
-        self.enriched = EnrichedCodec(self.spec["contracts"]["enriched"])
         self.dead_letters = Codec(self.spec["contracts"]["dead_letter"])
         self.reference = Reference(self.spec["reference"])
         self.enricher = Enricher(self.spec["features"])
@@ -220,10 +294,11 @@ class Enrich(KeyedProcessFunction):
             self.spec["state_cache_keys"],
             self.enricher.keep_ms,
         )
+        self.frauds = fraud_book(runtime_context, self.spec)
         self.dead = runtime_context.get_metrics_group().counter("dead_letters")
         self.dead_output = side_output("dead")
 
-    def process_element(self, element: Row, ctx: KeyedProcessFunction.Context):
+    def process_element1(self, element: Row, ctx: KeyedCoProcessFunction.Context):
         key, message, partition, offset, timestamp = element
         try:
             row = self.reference.processed(self.codec.decode(message))
@@ -234,9 +309,42 @@ class Enrich(KeyedProcessFunction):
             letter = dead_letter(self.spec, message, error, position)
             yield self.dead_output, Row(None, self.dead_letters.encode(letter))
             return
-        history = self.histories.get(key)
-        features = self.enricher.enrich(history, row)
+        history, frauds = self.histories.get(key), self.frauds.get(key)
+        features = self.enricher.enrich(history, frauds, row)
         self.histories.put(key, history)
+        self.frauds.put(key, frauds)
+        yield {name: row.get(name) for name in PASSED}, features
+
+    def process_element2(self, label: dict, ctx: KeyedCoProcessFunction.Context):
+        learn(self.frauds, label["user_id"], label)
+        return iter(())
+
+
+class EnrichMerchant(KeyedCoProcessFunction):
+    """Job 1's second step, keyed by merchant: the merchant's side of the features from its
+    history and frauds in state, and the enriched message. Its second input, the merchant's
+    fraud labels, only updates state."""
+
+    def __init__(self, spec: dict) -> None:
+        self.spec = spec
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.enriched = EnrichedCodec(self.spec["contracts"]["enriched"])
+        self.enricher = MerchantEnricher(self.spec["features"])
+        self.histories = Histories(
+            history_state(runtime_context, "merchant_events"),
+            self.spec["state_cache_keys"],
+            self.enricher.keep_ms,
+        )
+        self.frauds = fraud_book(runtime_context, self.spec)
+
+    def process_element1(self, element: tuple, ctx: KeyedCoProcessFunction.Context):
+        row, features = element
+        key = row["merchant_id"]
+        history, frauds = self.histories.get(key), self.frauds.get(key)
+        features.update(self.enricher.enrich(history, frauds, row, features))
+        self.histories.put(key, history)
+        self.frauds.put(key, frauds)
         enriched = {
             "transaction_id": row["transaction_id"],
             "user_id": row["user_id"],
@@ -246,6 +354,10 @@ class Enrich(KeyedProcessFunction):
             "feature_version": self.spec["feature_version"],
         }
         yield Row(row["user_id"].encode(), self.enriched.encode(enriched), row["ts_ms"])
+
+    def process_element2(self, label: dict, ctx: KeyedCoProcessFunction.Context):
+        learn(self.frauds, label["merchant_id"], label)
+        return iter(())
 
 
 def decoded_stream(env: StreamExecutionEnvironment, spec: dict, watermarks: WatermarkStrategy):
@@ -264,22 +376,46 @@ def timed_rows(t_env: StreamTableEnvironment, stream):
     return table.select(col("k"), col("v"), to_timestamp_ltz(col("t"), 3))
 
 
-def statements_with_dead_letters(t_env: StreamTableEnvironment, spec: dict, rows):
-    """A statement set that already writes the dead letters of `rows`' decoding step."""
+def statements_with_dead_letters(t_env: StreamTableEnvironment, spec: dict, *decoders):
+    """A statement set that already writes the dead letters of the decoding steps."""
     t_env.execute_sql(kafka_sink_sql(spec, "dead_sink", spec["topics"]["dead_letters"]))
     statements = t_env.create_statement_set()
-    dead = rows.get_side_output(side_output("dead"))
-    statements.add_insert("dead_sink", t_env.from_data_stream(dead))
+    dead = [step.get_side_output(side_output("dead")) for step in decoders]
+    statements.add_insert("dead_sink", t_env.from_data_stream(dead[0].union(*dead[1:])))
     return statements
 
 
+def fraud_labels(env: StreamExecutionEnvironment, spec: dict):
+    """fraud-labels' fraud verdicts, decoded (no event time: a label counts once known)."""
+    source = kafka_source(spec, spec["topics"]["labels"])
+    labels = env.from_source(source, WatermarkStrategy.no_watermarks(), "fraud-labels")
+    decoded = labels.uid("labels-source").process(
+        DecodeLabel(spec), output_type=Types.PICKLED_BYTE_ARRAY()
+    )
+    return decoded.name("decode-labels").uid("decode-labels")
+
+
 def enrichment(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, spec: dict):
+    labels = fraud_labels(env, spec)
+    by_user = labels.key_by(lambda label: label["user_id"], key_type=Types.STRING())
+    by_merchant = labels.key_by(lambda label: label["merchant_id"], key_type=Types.STRING())
+    users = (
+        keyed_raw(t_env, spec)
+        .connect(by_user)
+        .process(Enrich(spec), output_type=Types.PICKLED_BYTE_ARRAY())
+        .name("enrich")
+        .uid("enrich")
+    )
     enriched = (
-        keyed_raw(t_env, spec).process(Enrich(spec), output_type=TIMED).name("enrich").uid("enrich")
+        users.key_by(lambda passed: passed[0]["merchant_id"], key_type=Types.STRING())
+        .connect(by_merchant)
+        .process(EnrichMerchant(spec), output_type=TIMED)
+        .name("enrich-merchant")
+        .uid("enrich-merchant")
     )
     # The enriched record keeps the transaction's event time, as raw does (job 3 windows by it).
     t_env.execute_sql(kafka_sink_sql(spec, "enriched_sink", spec["topics"]["enriched"], True))
-    statements = statements_with_dead_letters(t_env, spec, enriched)
+    statements = statements_with_dead_letters(t_env, spec, users, labels)
     statements.add_insert("enriched_sink", timed_rows(t_env, enriched))
     return statements
 

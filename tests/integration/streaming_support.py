@@ -10,6 +10,7 @@ import redis
 from confluent_kafka import Producer
 
 from fraud_platform.contracts import ENRICHED_TRANSACTION, TRANSACTION
+from fraud_platform.features.catalog import LABEL_DELAY_DAYS
 from fraud_platform.features.sql import compute_features
 from fraud_platform.features.stream import stream_features
 from fraud_platform.lake import transaction_record
@@ -73,15 +74,23 @@ def enriched(topics, expected: int, timeout: float = 180) -> dict[str, dict]:
             return found
 
 
-def batch_features(spark, processed, extra: pd.DataFrame | None = None) -> dict[str, dict]:
-    """The batch's features (Spark, the catalog's SQL) of processed rows (plus `extra`)."""
+def batch_features(
+    spark,
+    processed,
+    extra: pd.DataFrame | None = None,
+    labels: list[tuple] = (),
+    label_delay_days: int = LABEL_DELAY_DAYS,
+) -> dict[str, dict]:
+    """The batch's features (Spark, the catalog's SQL) of processed rows (plus `extra`), with
+    the (transaction_id, is_fraud, complete_ms) labels."""
     frame = processed
     if extra is not None:
         frame = processed.unionByName(spark.createDataFrame(extra, schema=processed.schema))
-    labels = spark.createDataFrame(
-        [("none", False, 0)], "transaction_id string, is_fraud boolean, complete_ms bigint"
+    label_frame = spark.createDataFrame(
+        list(labels) or [("none", False, 0)],
+        "transaction_id string, is_fraud boolean, complete_ms bigint",
     )
-    rows = compute_features(spark, frame, labels).collect()
+    rows = compute_features(spark, frame, label_frame, label_delay_days).collect()
     return {r["transaction_id"]: r.asDict() for r in rows}
 
 

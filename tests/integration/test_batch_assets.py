@@ -12,7 +12,7 @@ from assets.processed import processed_transactions
 from assets.raw import raw_labels, raw_transactions
 from fraud_platform.features.catalog import CATALOG
 from fraud_platform.lake import RAW_TRANSACTIONS_SCHEMA
-from fraud_platform.resources import LakeResource, RedisResource, SparkResource
+from fraud_platform.resources import FeaturesResource, LakeResource, RedisResource, SparkResource
 from fraud_platform.simulation.history import write_history
 from fraud_platform.simulation.reference import build_world
 
@@ -43,7 +43,12 @@ def materialize(lake, spark_session, partition_range: tuple[str, str], redis=Non
         result = dg.materialize(
             GRAPH,
             instance=instance,
-            resources={"lake": lake, "spark": spark, "redis": redis},
+            resources={
+                "lake": lake,
+                "spark": spark,
+                "redis": redis,
+                "features": FeaturesResource(),
+            },
             tags={
                 "dagster/asset_partition_range_start": partition_range[0],
                 "dagster/asset_partition_range_end": partition_range[1],

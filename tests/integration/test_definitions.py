@@ -29,7 +29,16 @@ def test_every_resource_reaches_its_service(stack):
 
     resources = defs.resources
     # s3 is the lake bucket's client (its lifecycle rules); test_remote_backends reaches it.
-    assert set(resources) == {"kafka", "redis", "flink", "lake", "spark", "warehouse", "s3"}
+    assert set(resources) == {
+        "kafka",
+        "redis",
+        "flink",
+        "lake",
+        "spark",
+        "warehouse",
+        "s3",
+        "features",
+    }
     assert "transactions-raw" in resources["kafka"].admin().list_topics(timeout=10).topics
     assert resources["redis"].client().ping()
     assert resources["flink"].overview()["taskmanagers"] >= 1

@@ -30,7 +30,13 @@ from fraud_platform.lake import (
     parquet_bytes,
     write_atomically,
 )
-from fraud_platform.resources import LakeResource, RedisResource, SparkResource, WarehouseResource
+from fraud_platform.resources import (
+    FeaturesResource,
+    LakeResource,
+    RedisResource,
+    SparkResource,
+    WarehouseResource,
+)
 from fraud_platform.simulation.history import write_history
 from fraud_platform.simulation.reference import build_world
 
@@ -81,12 +87,12 @@ def stores(tmp_path_factory, stack, settings, spark):
     redis.client().flushdb()
     warehouse = WarehouseResource(duckdb_path=str(root / "warehouse.duckdb"))
     resources = {"lake": lake, "spark": SparkResource(shuffle_partitions=4), "redis": redis,
-                 "warehouse": warehouse}  # fmt: skip
+                 "warehouse": warehouse, "features": FeaturesResource()}  # fmt: skip
     with dg.instance_for_test() as instance:
         graph = [raw_transactions, raw_labels, processed_transactions, transaction_features,
                  entity_profiles]  # fmt: skip
         assert dg.materialize(graph, instance=instance, resources=resources, tags=RANGE).success
-        window = {"window_days": 3, "delay_days": 1, "test_days": 1}
+        window = {"train_days": 2, "delay_days": 0, "test_days": 1}
         assert dg.materialize(
             [training_set], instance=instance, resources=resources, partition_key=DAYS[-1],
             run_config={"ops": {"training__training_set": {"config": window}}},

@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 from fraud_platform.contracts import DEAD_LETTER, ENRICHED_TRANSACTION, MODEL_PREDICTION
 from fraud_platform.features.online import OnlineFeatures
 from fraud_platform.models import registry
-from fraud_platform.models.training import predict, train
+from fraud_platform.models.training import Hyperparameters, predict, train
 from fraud_platform.resources import LakeResource
 from fraud_platform.streaming.scorer import (
     FEATURES,
@@ -39,7 +39,7 @@ def model(seed: int):
     frame["merchant_risk_tier"] = rng.choice(["low", "high"], 600)
     frame["label"] = (frame["amount"] > 60).astype(int)
     frame["split"] = "train"
-    booster, _ = train(frame, rounds=15)
+    booster, _ = train(frame, Hyperparameters(rounds=15))
     return booster
 
 

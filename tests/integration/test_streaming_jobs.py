@@ -1,24 +1,30 @@
 """The Flink jobs on the real stack compute what the batch computes.
 
 Two simulated days (over 10,000 transactions of a 400-user world) go onto transactions-raw
-as live traffic would, and into a lake as `simulate` writes history. The enrichment job's
-output (read committed) is compared feature by feature with the batch (Spark, the catalog's
-generated SQL over the lake's processed rows); the aggregates job's Redis hashes for a sample
-of users and merchants are compared with the batch recomputed at the same cut-off. Then
-events inside the allowed lateness update the windows and one beyond it lands in the late
-topic.
+as live traffic would, and into a lake as `simulate` writes history; fraud labels on the
+first day's transactions, completed hours later, go onto fraud-labels first. The enrichment
+job (label delay one day, so the second day's transactions count the first day's frauds) is
+compared feature by feature, every catalog feature, with the batch (Spark, the catalog's
+generated SQL over the lake's processed rows and the same labels); the aggregates job's Redis
+hashes for a sample of users and merchants are compared with the batch recomputed at the same
+cut-off. Then events inside the allowed lateness update the windows and one beyond it lands
+in the late topic.
+
+transactions-raw has one partition here, so a merchant's transactions arrive in event order
+(keyed by card, they cross partitions) and its windows at arrival equal the batch's exactly.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 import redis
 from confluent_kafka import Producer
 
 from fraud_platform.batch.processing import process_transactions
-from fraud_platform.contracts import DEAD_LETTER, TRANSACTION
+from fraud_platform.contracts import DEAD_LETTER, FRAUD_LABEL, TRANSACTION
 from fraud_platform.features.stream import enriched_feature_names
 from fraud_platform.streaming.control import FlinkJobs, deploy
 from fraud_platform.streaming.jobs import AGGREGATES, ENRICHMENT, Deployment
@@ -38,6 +44,7 @@ from .streaming_support import (
 pytestmark = pytest.mark.integration
 MINUTE = 60_000
 HOUR = 60 * MINUTE
+LABEL_DELAY_DAYS = 1
 
 
 @pytest.fixture(scope="module")
@@ -47,21 +54,46 @@ def traffic(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def streaming(stack, settings, traffic):
-    """Both jobs deployed on this module's own topics, Redis keys and lake."""
+def frauds(traffic) -> list[dict]:
+    """Fraud verdicts on every 25th transaction of the first day, 2 to 14 hours later (some
+    before the second day's transactions, some after), naming the card and the merchant."""
+    records, _, dates = traffic
+    first_day = [r for r in records if day_of(r["timestamp"]) == dates[0]]
+    labels = []
+    for i, r in enumerate(first_day[::25]):
+        label = {"transaction_id": r["transaction_id"], "is_fraud": True}
+        label["transaction_time"] = r["timestamp"]
+        label["investigation_complete_time"] = r["timestamp"] + (2 + i % 13) * HOUR
+        labels.append({**label, "user_id": r["user_id"], "merchant_id": r["merchant_id"]})
+    return labels
+
+
+def day_of(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).date().isoformat()
+
+
+@pytest.fixture(scope="module")
+def streaming(stack, settings, traffic, frauds):
+    """Both jobs deployed on this module's own topics (transactions-raw in one partition),
+    Redis keys and lake."""
     records, lake, _ = traffic
-    topics = TopicSet(settings.kafka_bootstrap)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FRAUD_KAFKA_PARTITIONS", "1")
+        topics = TopicSet(settings.kafka_bootstrap)
     deployment = Deployment(
         topic_prefix=topics.prefix,
         key_prefix=f"{topics.prefix}:",
         lake_root=lake.root,
         checkpoint_interval="2s",
+        label_delay_days=LABEL_DELAY_DAYS,
     )
+    # The labels are known before the transactions arrive: the enrichment reads them first.
+    topics.produce("fraud-labels", [(None, FRAUD_LABEL.encode(label)) for label in frauds])
+    enrichment = deploy(settings, ENRICHMENT, deployment)
+    flink = FlinkJobs(settings)
+    wait_for(lambda: flink.metric(enrichment, "fraud_labels") == len(frauds), 120, "the labels")
     produce_raw(settings, topics, records)
-    # Deployed onto the waiting backlog: a job that idles first marks its partitions idle
-    # (10 s), and the first partition read would then alone drive the watermark hours ahead
-    # of the others' backlog in this compressed replay.
-    jobs = [deploy(settings, job, deployment) for job in (ENRICHMENT, AGGREGATES)]
+    jobs = [enrichment, deploy(settings, AGGREGATES, deployment)]
     yield topics, deployment
     flink = FlinkJobs(settings)
     for job_id in jobs:
@@ -80,12 +112,13 @@ def batch(spark, traffic):
     return processed
 
 
-def test_enriched_features_equal_the_batch_features(streaming, traffic, spark, batch):
+def test_enriched_features_equal_the_batch_features(streaming, traffic, frauds, spark, batch):
     topics, _ = streaming
     records, _, _ = traffic
     stream = enriched(topics, len(records))
     assert len(records) >= 10_000 and len(stream) == len(records)
-    expected = batch_features(spark, batch)
+    labels = [(f["transaction_id"], True, f["investigation_complete_time"]) for f in frauds]
+    expected = batch_features(spark, batch, labels=labels, label_delay_days=LABEL_DELAY_DAYS)
     names = enriched_feature_names()
     mismatches = [
         (tid, name, message["features"].get(name), expected[tid][name])
@@ -94,8 +127,9 @@ def test_enriched_features_equal_the_batch_features(streaming, traffic, spark, b
         if not same(message["features"].get(name), expected[tid][name])
     ]
     assert mismatches == [], f"{len(mismatches)} mismatches, e.g. {mismatches[:5]}"
-    # The features are not trivially empty: the windows saw history.
+    # The features are not trivially empty: the windows saw history, and frauds.
     assert sum(m["features"]["user_transaction_count_24h"] > 0 for m in stream.values()) > 5_000
+    assert sum(m["features"]["merchant_fraud_count_24h"] > 0 for m in stream.values()) > 500
 
 
 def test_redis_aggregates_equal_the_batch_at_their_cut_off(

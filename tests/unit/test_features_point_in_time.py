@@ -88,22 +88,60 @@ def test_device_changes_are_counted_per_switch(spark):
     assert [f[t]["user_device_change_count_1h"] for t in "abcde"] == [0, 0, 1, 1, 2]
 
 
-def test_a_label_counts_only_once_its_investigation_completed(spark):
+def test_a_label_feature_sees_frauds_a_label_delay_old_and_only_once_known(spark):
+    """The Handbook's delayed window: frauds among the merchant's transactions of [t - 7d - w,
+    t - 7d), counted only once their label is known, and never one inside the delay."""
+    delay = 7 * DAY
     rows = [
         txn("fraud", "u1", "m", 100.0, T0),
-        txn("before_known", "u2", "m", 10.0, T0 + HOUR),
-        txn("after_known", "u3", "m", 10.0, T0 + 6 * HOUR),
-        txn("elsewhere", "u4", "other", 10.0, T0 + 6 * HOUR),
-        txn("too_late", "u5", "m", 10.0, T0 + 8 * DAY),  # outside the 7d window
+        txn("genuine", "u2", "m", 10.0, T0 + HOUR),
+        txn("not_yet_known", "u3", "m", 10.0, T0 + delay + 2 * HOUR),
+        txn("recent_fraud", "u4", "m", 10.0, T0 + delay + 3 * HOUR),
+        txn("known", "u5", "m", 10.0, T0 + delay + 6 * HOUR),
+        txn("card_again", "u1", "elsewhere", 10.0, T0 + delay + 6 * HOUR),
+        txn("elsewhere", "u6", "other", 10.0, T0 + delay + 6 * HOUR),
+        txn("a_day_later", "u7", "m", 10.0, T0 + delay + DAY + 7 * HOUR),
     ]
-    labels = [("fraud", True, T0 + 5 * HOUR)]
+    labels = [
+        ("fraud", True, T0 + delay + 5 * HOUR),  # known 5 hours after the delay
+        ("fraud", True, T0 + delay + 9 * HOUR),  # a second verdict: the same fraud
+        ("recent_fraud", True, T0 + delay + 4 * HOUR),  # known fast, but within the delay
+        ("genuine", False, T0 + 2 * HOUR),
+    ]
     f = features(spark, rows, labels)
-    assert f["before_known"]["merchant_fraud_count_7d"] == 0
-    assert f["after_known"]["merchant_fraud_count_7d"] == 1
-    assert f["after_known"]["merchant_fraud_rate_7d"] == pytest.approx(1 / 2)
-    assert f["elsewhere"]["merchant_fraud_count_7d"] == 0
-    assert f["too_late"]["merchant_fraud_count_7d"] == 0
-    assert f["too_late"]["merchant_fraud_count_30d"] == 1
+    assert f["not_yet_known"]["merchant_delayed_volume_7d"] == 2  # fraud and genuine
+    assert f["not_yet_known"]["merchant_fraud_count_7d"] == 0  # its label comes later
+    assert f["not_yet_known"]["seconds_since_merchant_first_fraud"] is None
+    known = f["known"]
+    assert known["merchant_fraud_count_7d"] == 1 and known["merchant_fraud_count_30d"] == 1
+    assert known["merchant_fraud_risk_7d"] == pytest.approx(1 / 2)
+    assert known["seconds_since_merchant_first_fraud"] == (delay + 6 * HOUR) / 1000
+    assert known["seconds_since_merchant_last_fraud"] == (delay + 6 * HOUR) / 1000
+    assert f["card_again"]["user_fraud_count_30d"] == 1  # the card's own confirmed fraud
+    assert known["user_fraud_count_30d"] == 0 and f["elsewhere"]["merchant_fraud_count_7d"] == 0
+    later = f["a_day_later"]  # its 24h window [t - 8d, t - 7d) has moved past the fraud
+    assert later["merchant_fraud_count_24h"] == 0 and later["merchant_fraud_risk_24h"] is None
+    assert later["merchant_fraud_count_7d"] == 1  # recent_fraud is still within the delay
+
+
+def test_the_label_delay_is_a_setting(spark):
+    rows = [txn("fraud", "u1", "m", 100.0, T0), txn("probe", "u2", "m", 1.0, T0 + 3 * DAY)]
+    labels = [("fraud", True, T0 + HOUR)]
+    frame = spark.createDataFrame(rows, COLUMNS).selectExpr(
+        "*", "timestamp_millis(ts_ms) AS `timestamp`"
+    )
+    label_frame = spark.createDataFrame(
+        labels, "transaction_id string, is_fraud boolean, complete_ms bigint"
+    )
+    by_delay = {
+        delay: {
+            r["transaction_id"]: r
+            for r in compute_features(spark, frame, label_frame, delay).collect()
+        }
+        for delay in (2, 7)
+    }
+    assert by_delay[2]["probe"]["merchant_fraud_count_7d"] == 1
+    assert by_delay[7]["probe"]["merchant_fraud_count_7d"] == 0
 
 
 def test_every_catalog_feature_is_computed_with_its_type(spark):

@@ -33,13 +33,13 @@ def read(lake_root: Path, folder: str) -> pa.Table:
 
 def test_handbook_maps_ids_amounts_and_labels_leaving_the_rest_null(handbook_sample, tmp_path):
     source = pq.read_table(handbook_sample)
-    rows, labels = import_to_lake(
+    rows, labels, rejected = import_to_lake(
         LakeResource(root=str(tmp_path)), handbook_sample, Mapping.load("handbook")
     )
-    assert rows == labels == source.num_rows
+    assert rows + rejected == labels == source.num_rows
 
     raw = read(tmp_path, "raw/transactions")
-    assert raw.num_rows == source.num_rows
+    assert raw.num_rows == rows
     first = source.slice(0, 1).to_pylist()[0]
     row = raw.filter(pc.equal(raw["transaction_id"], f"hb-{first['TRANSACTION_ID']}")).to_pylist()[
         0
@@ -71,7 +71,7 @@ def test_handbook_maps_ids_amounts_and_labels_leaving_the_rest_null(handbook_sam
 
     # Importing again rewrites the same files: nothing doubles.
     import_to_lake(LakeResource(root=str(tmp_path)), handbook_sample, Mapping.load("handbook"))
-    assert read(tmp_path, "raw/transactions").num_rows == source.num_rows
+    assert read(tmp_path, "raw/transactions").num_rows == rows
 
 
 def test_a_csv_with_its_own_mapping(tmp_path):
@@ -79,13 +79,18 @@ def test_a_csv_with_its_own_mapping(tmp_path):
     pacsv.write_csv(
         pa.table(
             {
-                "id": [1, 2],
-                "client": ["c1", "c2"],
-                "shop": ["s1", "s1"],
-                "value": [10.5, 99.0],
-                "ccy": ["EUR", "USD"],
-                "at": ["2024-12-12 10:30:45", "2024-12-12 11:00:00"],
-                "pan": ["4111 1111 1111 1111", "not a card"],
+                "id": [1, 2, 3, 4],
+                "client": ["c1", "c2", "c3", "c4"],
+                "shop": ["s1", "s1", "s2", "s2"],
+                "value": [10.5, 99.0, 0.0, 5.0],
+                "ccy": ["EUR", "USD", "EUR", "XXX"],
+                "at": [
+                    "2024-12-12 10:30:45",
+                    "2024-12-12 11:00:00",
+                    "2024-12-12 11:00:01",
+                    "2024-12-12 11:00:02",
+                ],
+                "pan": ["4111 1111 1111 1111", "not a card", None, None],
             }
         ),
         csv,
@@ -104,10 +109,15 @@ transaction:
   card_last4: {column: pan, card_number: true}
 """
     )
-    rows, labels = import_to_lake(
+    rows, labels, rejected = import_to_lake(
         LakeResource(root=str(tmp_path / "lake")), csv, Mapping.load(str(mapping))
     )
-    assert (rows, labels) == (2, 0)
+    assert (rows, labels, rejected) == (2, 0, 2)
+    # What the validator would refuse is dead-lettered with the reason, never dropped.
+    letters = read(tmp_path / "lake", "dead_letters/dlq-schema-errors").sort_by("transaction_id")
+    assert letters["transaction_id"].to_pylist() == ["bank-3", "bank-4"]
+    assert letters["reason"].to_pylist() == ["amount_out_of_range", "unknown_currency"]
+    assert all(value for value in letters["original_value"].to_pylist())
     raw = read(tmp_path / "lake", "raw/transactions").sort_by("transaction_id")
     assert raw["transaction_id"].to_pylist() == ["bank-1", "bank-2"]
     assert raw["currency"].to_pylist() == ["EUR", "USD"]

@@ -170,7 +170,7 @@ def test_layer_4_a_leaky_training_set_stops_the_model(tmp_path):
         def write(lake, day):
             frame = training_batch()
             if leak:  # a merchant fraud rate computed with labels not known yet
-                frame["merchant_fraud_rate_30d"] = frame["label"] * 0.9 + 0.05
+                frame["merchant_fraud_risk_30d"] = frame["label"] * 0.9 + 0.05
             for split, rows in frame.groupby("split"):
                 path = f"{TRAINING_SETS_PATH}/date={day}/split={split}"
                 write_parquet(lake, path, rows.drop(columns=["split"]))

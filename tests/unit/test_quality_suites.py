@@ -140,7 +140,7 @@ def test_each_training_set_defect_fails_its_expectation(defect, expected):
         frame.loc[0, "split"] = "test"
     elif defect == "a feature leaked from the future":
         # The 30-day merchant fraud rate computed with labels not yet known: it is the label.
-        frame["merchant_fraud_rate_30d"] = frame["label"] * 0.9 + 0.05
+        frame["merchant_fraud_risk_30d"] = frame["label"] * 0.9 + 0.05
     outcome = check_training(frame)
     assert not outcome.success
     assert expected in failed(outcome)
@@ -246,12 +246,14 @@ def holdout(n: int = 3000) -> pd.DataFrame:
             "label": labels,
             "score": np.clip(0.7 * labels + 0.4 * rng.random(n), 0, 1),
             "production_score": np.clip(0.3 * labels + 0.6 * rng.random(n), 0, 1),
+            "date": [f"2025-03-0{1 + i % 3}" for i in range(n)],
+            "user_id": [f"u{i}" for i in range(n)],
         }
     )
 
 
-def check_scores(frame: pd.DataFrame):
-    return validate(frame, SCORES, review_threshold=0.5)
+def check_scores(frame: pd.DataFrame, **overrides):
+    return validate(frame, SCORES, review_threshold=0.5, top_k=100, **overrides)
 
 
 def test_model_scores_layer():
@@ -261,6 +263,12 @@ def test_model_scores_layer():
     outcome = check_scores(single)
     bounds = [f.observed for f in outcome.failures if f.expectation.startswith("expect_model")]
     assert 0.0 in bounds  # the share flagged: one class
+    # card precision@100: every compromised card (fewer than 100 a day) is ranked first
+    scores = holdout()
+    expected = scores.groupby("date")["label"].sum().mean() / 100
+    outcome = check_scores(scores, min_card_precision=expected + 0.01)
+    assert [f.observed for f in outcome.failures] == [pytest.approx(expected)]
+    assert check_scores(scores, min_card_precision=expected - 1e-9).success
     worse = holdout()
     assert validate(worse, VERSUS, review_threshold=0.5).success
     worse["score"], worse["production_score"] = worse["production_score"], worse["score"]
@@ -273,7 +281,7 @@ def test_feature_importance_layer():
     frame = pd.DataFrame({"feature": FEATURES, "importance": shares / shares.sum()})
     assert validate(frame, IMPORTANCE).success
     leak = frame.copy()
-    leak.loc[leak["feature"] == "merchant_fraud_rate_30d", "importance"] = 5.0
+    leak.loc[leak["feature"] == "merchant_fraud_risk_30d", "importance"] = 5.0
     leak["importance"] = leak["importance"] / leak["importance"].sum()  # one feature ~80%
     assert ("expect_column_max_to_be_between", "importance") in failed(validate(leak, IMPORTANCE))
     no_amount = frame[~frame["feature"].str.contains("amount|spend")]

@@ -1,15 +1,24 @@
 """The stream computes the catalog's features exactly as the batch SQL does.
 
-The enrichment job's logic (fraud_streaming.features, fed by the compiled catalog) runs over
-random transactions with nulls, shared milliseconds and device switches, and every feature
-it emits is compared with DuckDB running the batch's generated SQL on the same rows.
+The enrichment job's logic (fraud_streaming.features, fed by the compiled catalog: the user
+step, then the merchant step) runs over random transactions with nulls, shared milliseconds,
+device switches and fraud labels completed before, at and after the transactions they could
+count for, and every catalog feature it emits is compared with DuckDB running the batch's
+generated SQL on the same rows and labels.
 """
 
 import random
 
 import duckdb
 import pytest
-from fraud_streaming.features import Enricher, Histories, History, Windows
+from fraud_streaming.features import (
+    Enricher,
+    Frauds,
+    Histories,
+    History,
+    MerchantEnricher,
+    Windows,
+)
 
 from fraud_platform.features.catalog import CATALOG
 from fraud_platform.features.sql import feature_sql
@@ -50,41 +59,80 @@ def random_rows(seed: int, users: int = 12, count: int = 1_500) -> list[dict]:
     return rows
 
 
-def batch_features(rows: list[dict]) -> dict[str, dict]:
-    con = duckdb.connect()
+DAY = 24 * HOUR
+
+
+def random_labels(rows: list[dict], seed: int) -> list[dict]:
+    """Fraud verdicts (some twice) and genuine ones, completed 1 hour to 12 days after their
+    transaction: before, around and after the 7-day delay the features are shifted by."""
+    rng = random.Random(seed)
+    labels = []
+    for row in rng.sample(rows, len(rows) // 5):
+        complete = row["ts_ms"] + rng.randrange(HOUR, 12 * DAY)
+        fraud = rng.random() < 0.7
+        labels.append({"transaction_id": row["transaction_id"], "is_fraud": fraud,
+                       "complete_ms": complete, "tx_ms": row["ts_ms"],
+                       "user_id": row["user_id"], "merchant_id": row["merchant_id"]})  # fmt: skip
+        if fraud and rng.random() < 0.2:  # a second verdict on the same transaction
+            labels.append({**labels[-1], "complete_ms": complete + rng.randrange(1, DAY)})
+    return labels
+
+
+def batch_features(rows: list[dict], labels: list[dict]) -> dict[str, dict]:
     import pandas as pd
 
+    con = duckdb.connect()
     frame = pd.DataFrame(rows)
     frame["timestamp"] = pd.to_datetime(frame["ts_ms"], unit="ms", utc=True)
     con.register("txns", frame)
-    con.execute(
-        "CREATE VIEW labels AS SELECT 'none' AS transaction_id, false AS is_fraud, "
-        "0::BIGINT AS complete_ms"
-    )
+    verdicts = pd.DataFrame(labels)[["transaction_id", "is_fraud", "complete_ms"]]
+    con.register("labels", verdicts)
     result = con.execute(feature_sql("txns", "labels", "duckdb")).df()
     return {r["transaction_id"]: r for r in result.to_dict("records")}
+
+
+def stream_enrich(rows: list[dict], labels: list[dict]) -> dict[str, dict]:
+    """The enrichment's two keyed steps in process: the labels arrive first (a label counts
+    once its investigation has completed before the transaction, whichever arrived first),
+    then the transactions in event order, as per key on a keyed topic."""
+    spec = stream_features()
+    users, merchants = Enricher(spec), MerchantEnricher(spec)
+    histories: dict[tuple, History] = {}
+    frauds: dict[tuple, Frauds] = {}
+    for label in (lab for lab in labels if lab["is_fraud"]):
+        for entity in ("user", "merchant"):
+            known = frauds.setdefault((entity, label[f"{entity}_id"]), Frauds())
+            known.add(label["tx_ms"], label["complete_ms"], label["transaction_id"])
+    out = {}
+    for row in rows:
+        user, merchant = ("user", row["user_id"]), ("merchant", row["merchant_id"])
+        row = dict(row)
+        features = users.enrich(histories.setdefault(user, History()),
+                                frauds.get(user, Frauds()), row)  # fmt: skip
+        features |= merchants.enrich(histories.setdefault(merchant, History()),
+                                     frauds.get(merchant, Frauds()), row, features)  # fmt: skip
+        out[row["transaction_id"]] = features
+    return out
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_enrichment_equals_the_batch_sql(seed):
     rows = random_rows(seed)
-    expected = batch_features(rows)
-    enricher = Enricher(stream_features())
-    histories: dict[str, History] = {}
-    mismatches = []
-    for row in rows:  # arrival order = event order, as per user on a keyed topic
-        got = enricher.enrich(histories.setdefault(row["user_id"], History()), dict(row))
-        for name in enriched_feature_names():
-            if not same(got[name], expected[row["transaction_id"]][name]):
-                mismatches.append((row["transaction_id"], name, got[name]))
+    labels = random_labels(rows, seed)
+    expected, got = batch_features(rows, labels), stream_enrich(rows, labels)
+    mismatches = [
+        (tid, name, features[name], expected[tid][name])
+        for tid, features in got.items()
+        for name in enriched_feature_names()
+        if not same(features[name], expected[tid][name])
+    ]
     assert len(rows) == 1_500 and mismatches == []
+    counted = [f["merchant_fraud_count_30d"] for f in got.values()]
+    assert sum(counted) > 100 and any(f["user_fraud_count_30d"] for f in got.values())
 
 
-def test_the_enrichment_carries_every_transaction_and_user_feature():
-    names = set(enriched_feature_names())
-    assert {f.name for f in CATALOG if f.entity in ("transaction", "user")} <= names
-    assert "amount_to_user_avg_30d" in names
-    assert not any(n.startswith("merchant_fraud") for n in names)  # needs the merchant's
+def test_the_enrichment_carries_every_catalog_feature():
+    assert set(enriched_feature_names()) == {f.name for f in CATALOG}
 
 
 def test_windows_as_of_include_the_instant_and_drop_what_aged_out():
@@ -180,9 +228,9 @@ def test_histories_read_back_from_state_enrich_as_the_cached_ones():
     for row in rows:
         user = state.key = row["user_id"]
         history = stored.get(user)
-        got = enricher.enrich(history, dict(row))
+        got = enricher.enrich(history, Frauds(), dict(row))
         stored.put(user, history)
-        want = enricher.enrich(kept.setdefault(user, History()), dict(row))
+        want = enricher.enrich(kept.setdefault(user, History()), Frauds(), dict(row))
         if got != want:
             mismatches.append(row["transaction_id"])
         assert len(state.lists[user]) <= 2 * len(history.events) + stored.slack

@@ -1,10 +1,12 @@
-"""Training on a source without categorical attributes, and the time split."""
+"""Training on a source without categorical attributes, the class weight, and scoring with a
+model of another feature list."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_platform.models.training import FEATURES, TrainingWindow, evaluate, predict, train
+from fraud_platform.models.evaluation import evaluate
+from fraud_platform.models.training import FEATURES, Hyperparameters, predict, train
 
 
 def frame(n: int = 400, categories: bool = True) -> pd.DataFrame:
@@ -21,11 +23,13 @@ def frame(n: int = 400, categories: bool = True) -> pd.DataFrame:
 @pytest.mark.parametrize("categories", [True, False])
 def test_trains_with_or_without_categorical_attributes(categories):
     data = frame(categories=categories)
-    booster, params = train(data, rounds=20)
+    booster, params = train(data, Hyperparameters(rounds=20, class_weight="balanced"))
     test = data[data["split"] == "test"]
     metrics = evaluate(test["label"].to_numpy(), predict(booster, test), 0.5)
     assert params["scale_pos_weight"] == pytest.approx(285 / 15)
     assert metrics.auc_roc > 0.95  # the amount separates the classes
+    _, unweighted = train(data, Hyperparameters(rounds=5))
+    assert "scale_pos_weight" not in unweighted
 
 
 def test_no_fraud_in_training_is_a_clear_error():
@@ -35,12 +39,17 @@ def test_no_fraud_in_training_is_a_clear_error():
         train(data)
 
 
-def test_window_dates_put_the_test_days_last():
-    train_dates, test_dates = TrainingWindow(10, 2, 3).dates("2025-03-12")
-    assert train_dates[0] == "2025-03-03" and train_dates[-1] == "2025-03-07"
-    assert test_dates == ["2025-03-08", "2025-03-09", "2025-03-10"]
-    with pytest.raises(ValueError, match="not enough for 3 test days"):
-        TrainingWindow(4, 2, 3).dates("2025-03-12")
+def test_a_model_scores_on_its_own_features_whatever_the_catalog_holds_now():
+    """A production model trained before a catalog change (rollbacks included) still scores:
+    its feature list is its own, and a feature the frame lacks is missing."""
+    import xgboost as xgb
+
+    data = frame()
+    older = pd.DataFrame({"amount": data["amount"], "retired_feature": data["amount"] * 2})
+    booster = xgb.train({"max_depth": 2}, xgb.DMatrix(older, label=data["label"]), 5)
+    scores = predict(booster, data)  # the catalog's columns, without retired_feature
+    assert len(scores) == len(data) and np.isfinite(scores).all()
+    assert np.allclose(scores, booster.predict(xgb.DMatrix(older.assign(retired_feature=np.nan))))
 
 
 def test_a_category_unseen_in_training_scores_as_missing_instead_of_failing():
@@ -54,7 +63,7 @@ def test_a_category_unseen_in_training_scores_as_missing_instead_of_failing():
     for name in CATEGORICAL_FEATURES:
         frame[name] = rng.choice(["a", "b"], 300)
     frame["label"], frame["split"] = (frame["amount"] > 0.5).astype(int), "train"
-    booster, _ = train(frame, rounds=5)
+    booster, _ = train(frame, Hyperparameters(rounds=5))
     assert known_categories(booster)["merchant_category"] == {"a", "b"}
     new = frame.head(3).copy()
     new["merchant_category"] = ["a", "never-seen", None]
