@@ -1,27 +1,24 @@
-"""Models layer: hyperparameter search (its own job), candidate (XGBoost), evaluation against
-production, promotion."""
+"""Models layer: candidate (XGBoost, with the latest search's hyperparameters), evaluation
+against production, promotion."""
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from assets.features import transaction_features
-from assets.training import TrainingSetConfig, training_set
-from fraud_platform.batch.metadata import partition_dates, preview, timed
+from assets.model_selection import hyperparameters
+from assets.training import training_set
+from fraud_platform.batch.metadata import partition_dates, timed
 from fraud_platform.lake import parquet_bytes, read_json, write_atomically
 from fraud_platform.models import registry
 from fraud_platform.models.evaluation import curves_png, evaluate_frame
 from fraud_platform.models.gate import POSTTRAINING, Thresholds, promotion_decision
-from fraud_platform.models.selection import grid, select
+from fraud_platform.models.selection import chosen_hyperparameters
 from fraud_platform.models.training import (
     FEATURES,
-    Hyperparameters,
-    build_training_set,
     importance,
     load_training_set,
     predict,
@@ -29,94 +26,15 @@ from fraud_platform.models.training import (
 )
 from fraud_platform.partitions import daily
 from fraud_platform.plots import images_md
-from fraud_platform.progress import report
 from fraud_platform.quality.checks import suite_checks
-from fraud_platform.resources import FeaturesResource, LakeResource, SparkResource
+from fraud_platform.resources import FeaturesResource, LakeResource
 
 SCORED_COLUMNS = ["transaction_id", "label", "date", "user_id"]  # beside the scores
-
-
-class SelectionConfig(TrainingSetConfig):
-    """The search: as of a day (yesterday when empty), `folds` prequential folds of the
-    training set's layout, the grid point with the best mean `metric` (average_precision or
-    card_precision_at_k) wins."""
-
-    as_of: str = ""
-    folds: int = 4
-    metric: str = "average_precision"
-
-
-@dg.asset(
-    key_prefix="models",
-    name="hyperparameters",
-    group_name="model_selection",
-    deps=[transaction_features],
-    kinds={"xgboost", "spark"},
-    pool="spark",
-)
-def hyperparameters(
-    context: dg.AssetExecutionContext,
-    config: SelectionConfig,
-    spark: SparkResource,
-    lake: LakeResource,
-    features: FeaturesResource,
-) -> dg.MaterializeResult:
-    """Prequential model selection over a small XGBoost grid (depth, rate, rounds, class
-    weight). The choice is what every later candidate trains with, the nightly's included."""
-    window = config.window(features)
-    as_of = config.as_of or (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
-    metadata: dict = {}
-    with timed(metadata):
-        folds = {}
-        for fold in range(config.folds):
-            day = window.fold_as_of(as_of, fold)
-            frame, _ = build_training_set(
-                spark.session(), lake, day, window, config.remove_known_compromised
-            )
-            if frame is not None:
-                folds[day] = frame.select(*FEATURES, *SCORED_COLUMNS, "split").toPandas()
-        if not folds:
-            raise dg.Failure(f"no transaction features for any validation fold before {as_of}")
-        top_k = Thresholds.from_env().top_k
-
-        def progress(done: int, total: int) -> None:
-            context.log.info("trained %d of %d", done, total)
-            report(f"trained {done} of {total} models ({len(folds)} folds)")
-
-        selection = select(folds, config.metric, grid(), top_k, progress)
-    record = {**selection.as_dict(), "window": window.__dict__, "top_k": top_k}
-    path = registry.save_selection(lake, as_of, record)
-    ranked = sorted(selection.results, key=lambda r: -(r[config.metric] or 0.0))
-    return dg.MaterializeResult(
-        metadata={
-            **metadata,
-            "as_of": as_of,
-            "metric": config.metric,
-            "score": selection.score,
-            "chosen": dg.MetadataValue.json(selection.chosen.as_dict()),
-            "folds": ", ".join(selection.folds),
-            "grid": preview([_rounded(r) for r in ranked]),
-            "path": path,
-        }
-    )
-
-
-def _rounded(row: dict) -> dict:
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
 
 
 def candidate_version(as_of: str, params: dict) -> str:
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
     return f"{as_of}-{registry.code_version().replace('+', '-')}-{digest}"
-
-
-def chosen_hyperparameters(lake: LakeResource) -> tuple[Hyperparameters, dict]:
-    """The latest search's choice (the defaults before any search), and where it came from."""
-    selection = registry.latest_selection(lake)
-    if selection is None:
-        return Hyperparameters(), {"source": "defaults"}
-    origin = {"source": "selection", "as_of": selection["as_of"], "metric": selection["metric"]}
-    return Hyperparameters(**selection["chosen"]), {**origin, "score": selection["score"]}
 
 
 def _test_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -297,15 +215,7 @@ posttraining_checks = suite_checks(
     settings=lambda: Thresholds.from_env().suite_parameters(),
 )
 
-model_selection = dg.define_asset_job(
-    "model_selection",
-    selection=[hyperparameters],
-    description="The full hyperparameter search (prequential validation); candidates train "
-    "with its choice from then on.",
-)
-
 defs = dg.Definitions(
-    assets=[hyperparameters, candidate_model, model_evaluation, production_model],
+    assets=[candidate_model, model_evaluation, production_model],
     asset_checks=posttraining_checks,
-    jobs=[model_selection],
 )

@@ -580,7 +580,14 @@ def train(
         delay = settings.label_delay_days if delay_days is None else delay_days
         window = TrainingWindow(train_days, delay, test_days)
         run = TrainingRun(
-            train_start.date(), window, search, folds, metric, promote, not keep_known_compromised
+            train_start.date(),
+            window,
+            search,
+            folds,
+            metric,
+            promote,
+            not keep_known_compromised,
+            settings.label_delay_days,
         )
         check_allowed(run)
     except (ValueError, AccessDenied) as error:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fraud_platform.models import registry
 from fraud_platform.models.evaluation import DEFAULT_TOP_K, evaluate_frame
 from fraud_platform.models.protocol import METRICS
 from fraud_platform.models.training import Hyperparameters, predict, train
@@ -97,3 +98,12 @@ def select(
 
 def _ranked(value: float) -> float:
     return -math.inf if math.isnan(value) else value
+
+
+def chosen_hyperparameters(lake) -> tuple[Hyperparameters, dict[str, Any]]:
+    """The latest search's choice (the defaults before any search), and where it came from."""
+    selection = registry.latest_selection(lake)
+    if selection is None:
+        return Hyperparameters(), {"source": "defaults"}
+    origin = {"source": "selection", "as_of": selection["as_of"], "metric": selection["metric"]}
+    return Hyperparameters(**selection["chosen"]), {**origin, "score": selection["score"]}

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from fraud_platform.config import Settings
-from fraud_platform.features.catalog import history_days
+from fraud_platform.features.catalog import LABEL_DELAY_DAYS, history_days
 from fraud_platform.lake import RAW_TRANSACTIONS, existing_dates, read_json
 from fraud_platform.models.protocol import METRICS, TrainingWindow
 
@@ -41,6 +41,7 @@ class TrainingRun:
     metric: str = "average_precision"
     promote: bool = False
     remove_known_compromised: bool = True
+    label_delay_days: int = LABEL_DELAY_DAYS  # the features' (FRAUD_LABEL_DELAY_DAYS)
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -62,7 +63,7 @@ class TrainingRun:
     @property
     def history_start(self) -> str:
         start = date.fromisoformat(self.features_start)
-        return (start - timedelta(days=history_days(self.window.delay_days))).isoformat()
+        return (start - timedelta(days=history_days(self.label_delay_days))).isoformat()
 
     def stages(self, raw_start: str) -> list[Stage]:
         periods = self.window.periods(self.as_of)
@@ -75,19 +76,33 @@ class TrainingRun:
         search = {**window, "as_of": self.as_of, "folds": self.folds, "metric": self.metric}
         day = (self.as_of, self.as_of)
         stages = [
-            Stage("raw and processed transactions",
-                  ("raw/transactions", "raw/labels", "processed/transactions"),
-                  raw_start, self.as_of),
-            Stage("features", ("features/transaction_features",),
-                  self.features_start, periods.test[-1]),
-            Stage("hyperparameter search", ("models/hyperparameters",),
-                  config={"models__hyperparameters": search}),
-            Stage("training set", ("training/training_set",), *day,
-                  config={"training__training_set": window}),
+            Stage(
+                "raw and processed transactions",
+                ("raw/transactions", "raw/labels", "processed/transactions"),
+                raw_start,
+                self.as_of,
+            ),
+            Stage(
+                "features",
+                ("features/transaction_features",),
+                self.features_start,
+                periods.test[-1],
+            ),
+            Stage(
+                "hyperparameter search",
+                ("models/hyperparameters",),
+                config={"models__hyperparameters": search},
+            ),
+            Stage(
+                "training set",
+                ("training/training_set",),
+                *day,
+                config={"training__training_set": window},
+            ),
             Stage("candidate model", ("models/candidate",), *day),
             Stage("evaluation and layer 5", ("models/evaluation",), *day),
             Stage("promotion", ("models/production",), *day),
-        ]  # fmt: skip
+        ]
         skipped = {"hyperparameter search": not self.search, "promotion": not self.promote}
         return [s for s in stages if not skipped.get(s.name)]
 

@@ -147,10 +147,9 @@ class Windows:
             present: dict[int, Sequence[Any]] = {}
             for name, aggregate, column, match in features:
                 if match is not None:
-                    keys, values = columns[match][tail:], columns[column][tail:]
-                    selected = [v for k, v in zip(keys, values, strict=True)
-                                if k == wanted[match] and v is not None]  # fmt: skip
-                    result[name] = aggregate(selected)
+                    pairs = zip(columns[match][tail:], columns[column][tail:], strict=True)
+                    matching = [v for k, v in pairs if k == wanted[match] and v is not None]
+                    result[name] = aggregate(matching)
                     continue
                 values = present.get(column)
                 if values is None:

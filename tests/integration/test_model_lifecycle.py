@@ -10,7 +10,8 @@ import pyarrow.dataset as ds
 import pytest
 
 from assets.features import transaction_features
-from assets.models import candidate_model, hyperparameters, model_evaluation, production_model
+from assets.model_selection import hyperparameters
+from assets.models import candidate_model, model_evaluation, production_model
 from assets.processed import processed_transactions
 from assets.raw import raw_labels, raw_transactions
 from assets.training import training_set

@@ -70,9 +70,9 @@ def random_labels(rows: list[dict], seed: int) -> list[dict]:
     for row in rng.sample(rows, len(rows) // 5):
         complete = row["ts_ms"] + rng.randrange(HOUR, 12 * DAY)
         fraud = rng.random() < 0.7
-        labels.append({"transaction_id": row["transaction_id"], "is_fraud": fraud,
-                       "complete_ms": complete, "tx_ms": row["ts_ms"],
-                       "user_id": row["user_id"], "merchant_id": row["merchant_id"]})  # fmt: skip
+        label = {"transaction_id": row["transaction_id"], "is_fraud": fraud}
+        label |= {"complete_ms": complete, "tx_ms": row["ts_ms"]}
+        labels.append({**label, "user_id": row["user_id"], "merchant_id": row["merchant_id"]})
         if fraud and rng.random() < 0.2:  # a second verdict on the same transaction
             labels.append({**labels[-1], "complete_ms": complete + rng.randrange(1, DAY)})
     return labels
@@ -107,10 +107,12 @@ def stream_enrich(rows: list[dict], labels: list[dict]) -> dict[str, dict]:
     for row in rows:
         user, merchant = ("user", row["user_id"]), ("merchant", row["merchant_id"])
         row = dict(row)
-        features = users.enrich(histories.setdefault(user, History()),
-                                frauds.get(user, Frauds()), row)  # fmt: skip
-        features |= merchants.enrich(histories.setdefault(merchant, History()),
-                                     frauds.get(merchant, Frauds()), row, features)  # fmt: skip
+        user_history = histories.setdefault(user, History())
+        merchant_history = histories.setdefault(merchant, History())
+        features = users.enrich(user_history, frauds.get(user, Frauds()), row)
+        features |= merchants.enrich(
+            merchant_history, frauds.get(merchant, Frauds()), row, features
+        )
         out[row["transaction_id"]] = features
     return out
 
