@@ -72,6 +72,17 @@ def _fail(error: StackError) -> None:
     sys.exit(1)
 
 
+def _require(right: str, action: str, target: str) -> None:
+    """Stop with the reason, before anything is done, unless the acting role holds `right`."""
+    from fraud_platform.governance.rbac import AccessDenied, Right, require
+
+    try:
+        require(Right(right), action, target)
+    except AccessDenied as error:
+        console.print(f"[bold red]denied:[/] {error}", highlight=False)
+        sys.exit(1)
+
+
 def _stack():
     from fraud_platform.stack.manager import Stack
 
@@ -112,9 +123,9 @@ def down(services: tuple[str, ...]) -> None:
 
 @stack.command()
 def status() -> None:
-    """Show each service: running, healthy, pid, memory (RSS) and endpoint."""
+    """Show each service: running, healthy, pid, memory (RSS), restarts and endpoint."""
     rows = _stack().status()
-    table = Table("service", "state", "pid", "memory", "endpoint")
+    table = Table("service", "state", "pid", "memory", "restarts", "endpoint")
     for row in rows:
         state = (
             "[green]healthy[/]"
@@ -124,7 +135,8 @@ def status() -> None:
             else "[dim]stopped[/]"
         )
         memory = f"{row.rss_bytes / 2**20:,.0f} MiB" if row.running else ""
-        table.add_row(row.name, state, str(row.pid or ""), memory, row.endpoint)
+        restarted = f"[yellow]{row.restarts}[/]" if row.restarts else ""
+        table.add_row(row.name, state, str(row.pid or ""), memory, restarted, row.endpoint)
     Console().print(table)
     if not all(row.healthy for row in rows):
         sys.exit(3)
@@ -687,6 +699,9 @@ def retention() -> None:
 @click.option("--dry-run", is_flag=True, help="List what would go; change nothing.")
 def cleanup(dry_run: bool) -> None:
     """Delete or archive what the policy retires, in the lake and the platform's logs."""
+    _require("read_raw", "retention.plan", "the lake and the logs")
+    if not dry_run:
+        _require("write_pipeline_config", "retention.cleanup", "the lake and the logs")
     from fraud_platform.governance.retention import apply_cleanup, plan_cleanup
     from fraud_platform.resources import build_resources
 
@@ -741,6 +756,7 @@ def verify() -> None:
 @click.option("--action", default=None, help="Only this action (e.g. model.promote).")
 def show(count: int, action: str | None) -> None:
     """The newest entries."""
+    _require("read_raw", "audit.show", "the audit log")
     from fraud_platform.governance import audit
 
     entries = [e for e in audit.entries() if action is None or e.get("action") == action]
@@ -765,6 +781,40 @@ def roles() -> None:
     for role in ROLES.values():
         table.add_row(role.name, ", ".join(sorted(role.rights)), role.description)
     Console().print(table)
+
+
+@rbac.command()
+def whoami() -> None:
+    """The acting account, the role its grant gives it and the role it acts as."""
+    from fraud_platform.governance import grants
+    from fraud_platform.governance.rbac import Actor
+
+    actor, held = Actor.current(), grants.load()
+    source = held.path if held.owner is not None else "no grants file: the install's owner"
+    console.print(f"{actor.user}: granted {held.role_of(actor.user)} ({source}), "
+                  f"acting as {actor.role}", highlight=False)  # fmt: skip
+
+
+@rbac.command()
+@click.argument("user")
+@click.argument("role", required=False)
+@click.option("--revoke", is_flag=True, help="Take the user's grant away.")
+def grant(user: str, role: str | None, revoke: bool) -> None:
+    """Give USER ROLE in the grants file (its administrator only), audited."""
+    from fraud_platform.governance import audit, grants
+    from fraud_platform.governance.rbac import ROLES
+
+    if not revoke and role not in ROLES:
+        console.print(f"[bold red]error:[/] name a role: {', '.join(ROLES)}", highlight=False)
+        sys.exit(2)
+    try:
+        held = grants.grant(user, None if revoke else role)
+    except grants.GrantsError as error:
+        audit.record("rbac.grant", user, {"role": role}, outcome="denied")
+        console.print(f"[bold red]denied:[/] {error}", highlight=False)
+        sys.exit(1)
+    audit.record("rbac.grant", user, {"role": None if revoke else role})
+    console.print(f"{user}: {held.role_of(user)} ({held.path})", highlight=False)
 
 
 @rbac.command()
@@ -817,6 +867,7 @@ def _footprint_table(title: str, counts: dict[str, int]) -> Table:
 @click.option("--user", "user_id", required=True, help="The user's id.")
 def request(user_id: str) -> None:
     """Receive a request (its deadline is 30 days on); erase it later by its id."""
+    _require("erase_user_data", "gdpr.request", "a user's data")
     from fraud_platform.governance import gdpr as forgetting
     from fraud_platform.resources import build_resources
 
@@ -834,6 +885,7 @@ def erase(user_id: str | None, request_id: str | None) -> None:
     if (user_id is None) == (request_id is None):
         console.print("[bold red]error:[/] give --user ID or --request ID", highlight=False)
         sys.exit(2)
+    _require("erase_user_data", "gdpr.erase", "a user's data")  # before any request is kept
     lake, redis_client, warehouse = _governed()
     request_id = request_id or forgetting.receive(lake, user_id)["request_id"]
     try:
@@ -849,6 +901,7 @@ def erase(user_id: str | None, request_id: str | None) -> None:
 @click.option("--user", "user_id", required=True)
 def gdpr_verify(user_id: str) -> None:
     """Search every store for the user; exit 1 if anything is found."""
+    _require("read_raw", "gdpr.verify", "a user's data")
     from fraud_platform.governance import gdpr as forgetting
 
     found = forgetting.find_traces(*_governed(), user_id, track=_track)
@@ -878,7 +931,7 @@ def pci() -> None:
     """Card data protection (fraud_platform/governance/pci.py)."""
 
 
-STORES = ("kafka", "lake", "redis", "warehouse")
+STORES = ("kafka", "lake", "redis", "warehouse", "files")
 
 
 @pci.command()
@@ -886,6 +939,7 @@ STORES = ("kafka", "lake", "redis", "warehouse")
               help="Only these stores (repeatable); all of them by default.")  # fmt: skip
 def scan(stores: tuple[str, ...]) -> None:
     """Search every store for card numbers; exit 1 if any is found."""
+    _require("read_raw", "pci.scan", ",".join(stores or STORES))
     from fraud_platform.governance import audit, pan_scan
     from fraud_platform.resources import build_resources
 
@@ -896,6 +950,7 @@ def scan(stores: tuple[str, ...]) -> None:
         "lake": lambda: pan_scan.scan_lake(resources["lake"], track=_track),
         "redis": lambda: pan_scan.scan_redis(resources["redis"].client()),
         "warehouse": lambda: pan_scan.scan_warehouse(resources["warehouse"]),
+        "files": lambda: pan_scan.scan_files(settings, track=_track),
     }
     findings = []
     for store in stores or STORES:

@@ -66,6 +66,7 @@ class Settings:
     s3_endpoint_url: str = ""
     flink_checkpoint_interval: str = "60s"
     label_delay_days: int = 7  # how long fraud labels take; the label features' shift
+    roles_file: str = ""  # who holds which role (governance/grants.py)
 
     def __post_init__(self) -> None:
         # Derived defaults: the clients point at the local stack unless told otherwise.
@@ -75,6 +76,7 @@ class Settings:
             "flink_rest_url": f"http://{LOOPBACK}:{self.ports.flink_rest}",
             "lake_root": str(self.home / "lake"),
             "duckdb_path": str(self.home / "warehouse" / "fraud.duckdb"),
+            "roles_file": str(self.home / "governance" / "roles.json"),
         }
         for name, value in defaults.items():
             if not getattr(self, name):
@@ -100,4 +102,5 @@ class Settings:
             s3_endpoint_url=_env("FRAUD_S3_ENDPOINT_URL", ""),
             flink_checkpoint_interval=_env("FRAUD_FLINK_CHECKPOINT_INTERVAL", "60s"),
             label_delay_days=_env_int("FRAUD_LABEL_DELAY_DAYS", 7),
+            roles_file=_env("FRAUD_ROLES_FILE", ""),
         )

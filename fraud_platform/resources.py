@@ -172,14 +172,18 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, role: str | None = None) -> Iterator[Any]:
-        """A DB-API connection to the configured backend as `role` (FRAUD_ROLE by default),
+        """A DB-API connection to the configured backend as the acting role, or `role` when
+        that needs no more rights (an engineer reading as the analyst; never the reverse),
         audited, closed on exit. A role that may read aggregates only (the analyst) gets the
         analyst's database read-only on DuckDB, and its Snowflake role on Snowflake."""
         from fraud_platform.governance import audit
-        from fraud_platform.governance.rbac import Actor, aggregates_only
+        from fraud_platform.governance.rbac import AccessDenied, Actor, aggregates_only, within
 
         actor = Actor.current()
         role = role or actor.role
+        if not within(role, actor.role):
+            audit.record("warehouse.connect", role, {"role": role}, actor=actor, outcome="denied")
+            raise AccessDenied(f"{actor.user} ({actor.role}) may not connect as {role}")
         restricted = aggregates_only(role)
         if self.backend == "duckdb":
             path = self.analyst_duckdb_path if restricted else self.duckdb_path

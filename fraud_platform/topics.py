@@ -13,6 +13,12 @@ import os
 from dataclasses import dataclass, replace
 
 DAY_MS = 24 * 60 * 60 * 1000
+# A user's erasure is due within 30 days (governance/gdpr.py) and Kafka cannot delete one
+# record, so a topic holding personal data keeps a record at most that long: its retention
+# plus one segment (a segment is deleted whole once its newest record is past retention).
+ERASURE_DEADLINE_DAYS = 30
+SEGMENT_DAYS = 1
+PERSONAL_RETENTION_DAYS = ERASURE_DEADLINE_DAYS - SEGMENT_DAYS - 1  # a day's margin
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,16 @@ class Topic:
 
     @property
     def configs(self) -> dict[str, str]:
-        return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
+        return {
+            "retention.ms": str(self.retention_ms),
+            "segment.ms": str(SEGMENT_DAYS * DAY_MS),
+            "cleanup.policy": "delete",
+        }
+
+    @property
+    def longest_kept_days(self) -> int:
+        """How long a record can outlive its write: retention, then its segment's end."""
+        return self.retention_days + SEGMENT_DAYS
 
 
 def replication_factor() -> int:
@@ -81,42 +96,42 @@ QUALITY_STREAM_WINDOWS = Topic(
 FRAUD_LABELS = Topic(
     "fraud-labels",
     "transaction_id",
-    90,
+    PERSONAL_RETENTION_DAYS,  # labels name the card (contract v2); the lake keeps them
     False,
     "Investigation outcomes (ground truth), sparse and late.",
 )
 MODEL_PREDICTIONS = Topic(
     "model-predictions",
     "transaction_id",
-    30,
+    PERSONAL_RETENTION_DAYS,
     True,
     "Every prediction of the scorer, for audit and monitoring.",
 )
 DLQ_SCHEMA_ERRORS = Topic(
     "dlq-schema-errors",
     "transaction_id",
-    30,
+    PERSONAL_RETENTION_DAYS,
     False,
     "Messages that are not valid Avro or break the schema's types and ranges.",
 )
 DLQ_DUPLICATES = Topic(
     "dlq-duplicates",
     "transaction_id",
-    30,
+    PERSONAL_RETENTION_DAYS,
     False,
     "Transactions seen again inside the 60-second dedup window.",
 )
 DLQ_INCOMPLETE = Topic(
     "dlq-incomplete",
     "transaction_id",
-    30,
+    PERSONAL_RETENTION_DAYS,
     False,
     "Transactions missing a required field.",
 )
 DLQ_PROCESSING_ERRORS = Topic(
     "dlq-processing-errors",
     "transaction_id",
-    30,
+    PERSONAL_RETENTION_DAYS,
     False,
     "Messages that failed downstream of validation.",
 )

@@ -29,7 +29,8 @@ def session_governance(tmp_path_factory):
         env.setenv("FRAUD_AUDIT_DIR", str(tmp_path_factory.mktemp("audit")))
         for name in ("FRAUD_AUDIT_KEY", "FRAUD_CARD_TOKEN_KEY", "FRAUD_PSEUDONYM_KEY"):
             env.setenv(name, f"test-{name.lower()}")
-        env.setenv("FRAUD_ACTOR", "pytest")
+        # No grants file: the account running the tests owns the install (every role).
+        env.setenv("FRAUD_ROLES_FILE", str(tmp_path_factory.mktemp("grants") / "roles.json"))
         env.setenv("FRAUD_ROLE", "ml_architect")
         yield
 

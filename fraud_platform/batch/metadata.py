@@ -9,6 +9,8 @@ from typing import Any
 import dagster as dg
 from pyarrow.fs import FileSelector, FileType
 
+from fraud_platform.governance.exposure import shown
+
 
 def lake_size(lake, path: str, dates: list[str]) -> tuple[int, int]:
     """(files, bytes) under the `date=` folders of `path`."""
@@ -24,11 +26,12 @@ def lake_size(lake, path: str, dates: list[str]) -> tuple[int, int]:
 
 
 def preview(rows: list[dict[str, Any]]) -> dg.MetadataValue:
+    """The first rows as a table, personal and card columns hidden (`governance.exposure`)."""
     if not rows:
         return dg.MetadataValue.md("(no rows)")
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+    lines += ["| " + " | ".join(str(shown(h, r[h])) for h in header) + " |" for r in rows]
     return dg.MetadataValue.md("\n".join(lines))
 
 

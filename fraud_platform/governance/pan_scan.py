@@ -1,30 +1,39 @@
 """The PAN scanner: every store the platform writes, searched for anything that looks like a
-card number (`pci.find_pans`: 13-19 digits passing the Luhn check).
+card number (`pci.find_pans`, the kernel's one definition).
 
 - Kafka: every message still retained in the catalog's topics, keys and values (Avro writes
   strings as plain UTF-8, so a PAN inside a record shows as its digits);
-- the lake: every Parquet file's text and binary columns, and every text file;
-- Redis: every key's name and value (strings and hashes);
-- the warehouse: every text column of every table.
+- the lake: every Parquet file's text and binary columns, and every other file's bytes
+  (reports, metadata, Redis snapshots and warehouse exports among the backups);
+- Redis: every key's name and value in every database;
+- the warehouse: every text column of every table;
+- files: the bytes of what the services keep on disk: Redis's snapshot and append-only file,
+  Flink's checkpoints and savepoints (written uncompressed for this), the warehouse file and
+  the logs.
 
 A finding names the store, where, and the masked number (last 4 digits): the scanner's own
-report must not be the place a PAN leaks to.
+report must not be the place a PAN leaks to, so `where` is masked too (a Redis key can be
+`merchant:4111...`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fraud_platform.governance.pci import find_pans
-from fraud_platform.lake import TEXT_SUFFIXES, lake_files, untracked
+from fraud_platform.config import Settings
+from fraud_platform.governance.pci import find_pans, mask_text
+from fraud_platform.lake import lake_files, untracked
 from fraud_platform.topics import ALL_TOPICS, topic_name
 
 PREFILTER = r"\d" + r"[ -]?\d" * 12  # 13 digits, maybe grouped
+CHUNK = 8 << 20  # files are read in pieces this large, overlapping by a card's length
+OVERLAP = 64
 
 
 @dataclass(frozen=True)
@@ -34,12 +43,8 @@ class Finding:
     masked: str  # ****1234
 
 
-def _findings(store: str, where: str, text: str) -> list[Finding]:
-    return [Finding(store, where, f"****{pan[-4:]}") for pan in find_pans(text)]
-
-
-def _text(value: bytes) -> str:
-    return value.decode("latin-1")  # every byte maps to a character: digits stay digits
+def _findings(store: str, where: str, data: str | bytes) -> list[Finding]:
+    return [Finding(store, mask_text(where), f"****{pan[-4:]}") for pan in find_pans(data)]
 
 
 def scan_kafka(
@@ -88,54 +93,112 @@ def _scan_partition(consumer, name: str, high: int, quiet: float) -> list[Findin
                 position = message.offset()
                 for part in (message.key(), message.value()):
                     if part:
-                        found += _findings("kafka", f"{name}@{position}", _text(part))
+                        found += _findings("kafka", f"{name}@{position}", part)
     return found
 
 
-def _suspects(column: pa.ChunkedArray) -> Iterator[str]:
+def _suspects(column: pa.ChunkedArray) -> Iterator[str | bytes]:
     """The values of a text or binary column with a run of 13+ digits (the rest cannot hold
     a card number), found by Arrow before any Python sees them."""
     if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
-        for value in column.to_pylist():
-            if value:
-                yield _text(value)
+        yield from (v for v in column.to_pylist() if v)
         return
     matches = pc.fill_null(pc.match_substring_regex(column, PREFILTER), False)
     yield from (v for v in pc.filter(column, matches).to_pylist() if v)
 
 
+def _text_column(column: pa.ChunkedArray) -> bool:
+    kind = column.type
+    return any(test(kind) for test in (pa.types.is_string, pa.types.is_large_string,
+                                       pa.types.is_binary, pa.types.is_large_binary))  # fmt: skip
+
+
 def scan_lake(lake, track=untracked) -> list[Finding]:
+    """Parquet files column by column (their pages are compressed), every other file's bytes."""
     filesystem, _ = lake.filesystem()
     found: list[Finding] = []
     for path, where in track(lake_files(lake), "lake files"):
         if path.endswith(".parquet"):
             table = pq.read_table(path, filesystem=filesystem)
             for name in table.column_names:
-                column = table[name]
-                if pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or \
-                        pa.types.is_binary(column.type):  # fmt: skip
-                    for value in _suspects(column):
+                if _text_column(table[name]):
+                    for value in _suspects(table[name]):
                         found += _findings("lake", f"{where}:{name}", value)
-        elif path.endswith(TEXT_SUFFIXES):
+        else:
             with filesystem.open_input_stream(path) as f:
-                found += _findings("lake", where, _text(f.read()))
+                found += _scan_stream("lake", where, f)
     return found
 
 
-def scan_redis(client) -> list[Finding]:
+def _scan_stream(store: str, where: str, stream) -> list[Finding]:
+    """A file's bytes piece by piece; a number across two pieces is in the overlap, and a
+    number found in an overlap is counted once."""
     found: list[Finding] = []
-    for key in client.scan_iter(count=1000):
-        name = _text(key)
-        found += _findings("redis", f"key {name}", name)
-        kind = client.type(key)
-        if kind == b"hash":
-            values: Iterable[bytes] = [b for pair in client.hgetall(key).items() for b in pair]
-        elif kind == b"string":
-            values = [client.get(key) or b""]
-        else:
-            values = []
-        for value in values:
-            found += _findings("redis", name, _text(value))
+    tail, offset = b"", 0
+    while piece := stream.read(CHUNK):
+        data = tail + piece
+        start = offset - len(tail)
+        found += [f for f in _findings(store, f"{where}@{start}", data) if f not in found]
+        tail, offset = data[-OVERLAP:], offset + len(piece)
+    return found
+
+
+def service_files(settings: Settings) -> list[Path]:
+    """The files the services keep on disk that can hold transaction data."""
+    home = settings.home
+    roots = [home / "redis" / "data", home / "flink" / "checkpoints",
+             home / "flink" / "savepoints", Path(settings.duckdb_path).parent,
+             home / "logs"]  # fmt: skip
+    return sorted(p for root in roots if root.is_dir() for p in root.rglob("*") if p.is_file())
+
+
+def scan_files(settings: Settings, track=untracked) -> list[Finding]:
+    found: list[Finding] = []
+    for path in track(service_files(settings), "service files"):
+        where = (
+            str(path.relative_to(settings.home))
+            if path.is_relative_to(settings.home)
+            else str(path)
+        )
+        try:
+            with path.open("rb") as stream:
+                found += _scan_stream("files", where, stream)
+        except OSError:  # a file the service removed meanwhile (a rotated log, a checkpoint)
+            continue
+    return found
+
+
+def _databases(client) -> list:
+    """A client per Redis database that holds keys (`INFO keyspace`), the given one first."""
+    own = client.connection_pool.connection_kwargs.get("db", 0)
+    others = [int(name[2:]) for name in client.info("keyspace") if int(name[2:]) != own]
+    kwargs = dict(client.connection_pool.connection_kwargs)
+    return [client, *(type(client)(**(kwargs | {"db": db})) for db in sorted(others))]
+
+
+def _redis_values(client, key: bytes) -> Iterable[bytes]:
+    kind = client.type(key)
+    if kind == b"hash":
+        return [b for pair in client.hgetall(key).items() for b in pair]
+    if kind == b"string":
+        return [client.get(key) or b""]
+    if kind == b"list":
+        return client.lrange(key, 0, -1)
+    if kind in (b"set", b"zset"):
+        return client.smembers(key) if kind == b"set" else client.zrange(key, 0, -1)
+    return []
+
+
+def scan_redis(client) -> list[Finding]:
+    """Every key's name and value, in every database the server holds keys in."""
+    found: list[Finding] = []
+    for db in _databases(client):
+        label = db.connection_pool.connection_kwargs.get("db", 0)
+        for key in db.scan_iter(count=1000):
+            name = key.decode("utf-8", "replace")
+            found += _findings("redis", f"db{label} key {name}", key)
+            for value in _redis_values(db, key):
+                found += _findings("redis", f"db{label} {name}", value)
     return found
 
 

@@ -3,13 +3,14 @@
 - `protect_card` turns a PAN into what may be kept: its last 4 digits and a keyed token
   (HMAC-SHA256 with FRAUD_CARD_TOKEN_KEY), equal for equal cards so a card can still be
   followed across transactions, useless to anyone without the key.
-- `find_pans` finds anything that looks like a card number: 13 to 19 digits in one run, or in
-  the printed groups of a card (4-4-4-4[-3], Amex 4-6-5) split by spaces or dashes, starting
-  with a card network's digit (2-6) and passing the Luhn check. Ids that merely contain digits
-  (`sim5-20250604-0000003`) are not card numbers.
-- `mask_pans_in_bytes` does the same to a message's raw bytes: what the validator and the
-  archiver keep of a rejected or undecodable message (a producer that sent a full number
-  gets its record dead-lettered with the number masked, never stored);
+- `find_pans` / `mask_pans_in_bytes` / `mask_pans`: what a card number is, defined once in
+  the native kernel (`native/src/pan.rs`, `fraud_kernel.pan_spans`): 13 to 19 digits of a
+  card network (2-6) passing the Luhn check, in one run (or the run less a first even digit,
+  as an Avro length byte can read as one) or in a card's printed groups
+  (4-4-4-4[-3], Amex 4-6-5); never the digits after a decimal point or inside a hash-sized hex
+  token, so clean data holds none. The validator, the importer, the archiver and the Flink
+  jobs mask with it (digits but the last 4 replaced by `*`, lengths kept, so an Avro record
+  stays decodable); the scanner finds with it.
 - `redact` / `redact_value` mask PANs (keeping the last 4) and e-mail addresses in text and in
   nested values, for logs and the audit log; `install_redaction` does it for every log record
   a process creates (the platform installs it on import).
@@ -24,15 +25,11 @@ import logging
 import re
 from typing import Any
 
+from fraud_kernel import mask_pans, pan_spans
+
 from fraud_platform.governance.secrets import signing_key
 
 KEY_ENV = "FRAUD_CARD_TOKEN_KEY"
-_CANDIDATE = re.compile(
-    r"(?<![\d-])(?:\d{13,19}"
-    r"|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?"
-    r"|\d{4}([ -])\d{6}\2\d{5})(?![\d-])"
-)
-NETWORK_DIGITS = "23456"  # Mastercard 2-series, Amex/Diners/JCB, Visa, Mastercard, Discover...
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 
 
@@ -47,18 +44,19 @@ def luhn_sum(digits: str) -> int:
     return total
 
 
-def luhn_valid(digits: str) -> bool:
-    return luhn_sum(digits) % 10 == 0
-
-
 def is_pan(digits: str) -> bool:
-    return 13 <= len(digits) <= 19 and digits[0] in NETWORK_DIGITS and luhn_valid(digits)
+    """13-19 digits of a card network passing Luhn (the kernel's definition)."""
+    return digits.isascii() and pan_spans(digits.encode()) == [(0, len(digits))]
 
 
-def find_pans(text: str) -> list[str]:
-    """The card numbers in `text`, digits only."""
-    digit_runs = (re.sub(r"[ -]", "", match.group()) for match in _CANDIDATE.finditer(text))
-    return [digits for digits in digit_runs if is_pan(digits)]
+def _as_bytes(data: str | bytes) -> bytes:
+    return data if isinstance(data, bytes) else data.encode()
+
+
+def find_pans(data: str | bytes) -> list[str]:
+    """The card numbers in `data` (text, or raw bytes such as an Avro message), digits only."""
+    raw = _as_bytes(data)
+    return [re.sub(rb"\D", b"", raw[a:b]).decode() for a, b in pan_spans(raw)]
 
 
 def card_token(pan: str, key: bytes | None = None) -> str:
@@ -85,30 +83,28 @@ def protect_card(pan: str, key: bytes | None = None) -> dict[str, str]:
 
 
 def redact(text: str) -> str:
-    def mask(match: re.Match) -> str:
-        digits = re.sub(r"[ -]", "", match.group())
-        return f"****{digits[-4:]}" if is_pan(digits) else match.group()
-
-    return _EMAIL.sub("<email>", _CANDIDATE.sub(mask, text))
+    """Card numbers as `****1234` and e-mail addresses as `<email>`: for logs and the audit."""
+    raw, pieces, at = text.encode(), [], 0
+    for start, end in pan_spans(raw):
+        digits = re.sub(rb"\D", b"", raw[start:end]).decode()
+        pieces += [raw[at:start].decode(), f"****{digits[-4:]}"]
+        at = end
+    cleaned = "".join([*pieces, raw[at:].decode()]) if pieces else text
+    return _EMAIL.sub("<email>", cleaned)
 
 
 def mask_pans_in_bytes(data: bytes | None) -> bytes | None:
     """`data` with every card number's digits but the last 4 replaced by `*`, byte for byte:
     the length does not change, so an Avro record stays decodable (its string lengths hold)
-    and a dead letter keeps everything but the number."""
-    if not data:
+    and a dead letter keeps everything but the number. `data` itself when it holds none."""
+    if not data or not pan_spans(data):
         return data
-    text = data.decode("latin-1")
+    return mask_pans(data)
 
-    def mask(match: re.Match) -> str:
-        printed = match.group()
-        if not is_pan(re.sub(r"[ -]", "", printed)):
-            return printed
-        keep = len(printed) - 4
-        return re.sub(r"\d", "*", printed[:keep]) + printed[keep:]
 
-    masked = _CANDIDATE.sub(mask, text)
-    return data if masked == text else masked.encode("latin-1")
+def mask_text(text: str | None) -> str | None:
+    """`mask_pans_in_bytes` for a string (a dead letter's key or transaction id)."""
+    return text if not text else mask_pans(text.encode()).decode()
 
 
 def redact_value(value: Any) -> Any:

@@ -9,16 +9,18 @@ The same table drives three enforcements:
   aggregated tables (`WarehouseResource.connect(role="analyst")`), opened read-only, so raw
   transactions are not there to be read.
 
-Who acts comes from the environment: FRAUD_ACTOR (default: the OS user) and FRAUD_ROLE
-(default: data_engineer, who cannot deploy).
+Who acts is the process's OS account; the role it may act as is what the grants file gives
+that account (`grants.py`); FRAUD_ROLE narrows it (default: data_engineer, who cannot deploy,
+or the granted role when it holds less).
 """
 
 from __future__ import annotations
 
-import getpass
 import os
 from dataclasses import dataclass
 from enum import StrEnum
+
+from fraud_platform.governance import grants
 
 
 class Right(StrEnum):
@@ -92,13 +94,31 @@ class Actor:
 
     @classmethod
     def current(cls) -> Actor:
-        role = os.environ.get("FRAUD_ROLE", "").strip() or DEFAULT_ROLE
-        if role not in ROLES:
-            raise ValueError(f"FRAUD_ROLE={role!r} is not a role; use one of {', '.join(ROLES)}")
-        return cls(os.environ.get("FRAUD_ACTOR", "").strip() or getpass.getuser(), role)
+        """The OS account and the role it acts as: FRAUD_ROLE if its grant covers it."""
+        user = grants.os_user()
+        granted = grants.load().role_of(user)
+        if granted not in ROLES:
+            raise ValueError(
+                f"{user} holds no role in {grants.grants_path()}; ask its administrator"
+            )
+        asked = os.environ.get("FRAUD_ROLE", "").strip()
+        if asked and asked not in ROLES:
+            raise ValueError(f"FRAUD_ROLE={asked!r} is not a role; use one of {', '.join(ROLES)}")
+        role = asked or (DEFAULT_ROLE if within(DEFAULT_ROLE, granted) else granted)
+        if not within(role, granted):
+            raise ValueError(
+                f"FRAUD_ROLE={role} is more than {user} holds ({granted}, in "
+                f"{grants.grants_path()}): only its administrator can grant it"
+            )
+        return cls(user, role)
 
     def can(self, right: Right) -> bool:
         return right in ROLES[self.role].rights
+
+
+def within(role: str, granted: str) -> bool:
+    """Whether acting as `role` needs no right `granted` lacks."""
+    return ROLES[role].rights <= ROLES[granted].rights
 
 
 def require(right: Right, action: str, target: str, actor: Actor | None = None) -> Actor:

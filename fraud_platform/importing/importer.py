@@ -186,7 +186,7 @@ def checked(
     import time
 
     from fraud_platform.contracts import TRANSACTION
-    from fraud_platform.governance.pci import mask_pans_in_bytes
+    from fraud_platform.governance.pci import mask_pans_in_bytes, mask_text
     from fraud_platform.ingestion.rules import Rules
     from fraud_platform.lake import transaction_record
 
@@ -200,12 +200,13 @@ def checked(
     offset = 0
     for batch in transactions.to_batches(50_000):
         values = [TRANSACTION.encode(transaction_record(row)) for row in batch.to_pylist()]
-        for i, (transaction_id, _, rejection) in enumerate(rules.check_batch(values, now_ms)):
+        for i, (transaction_id, _, rejection, _) in enumerate(rules.check_batch(values, now_ms)):
             if rejection is None:
                 continue
             keep[offset + i] = False
             dlq, reason, detail = rejection
-            letter = {"transaction_id": transaction_id, "reason": reason, "detail": detail}
+            letter = {"transaction_id": mask_text(transaction_id), "reason": reason}
+            letter["detail"] = detail
             letter |= {"rejected_at": now_ms, "original_value": mask_pans_in_bytes(values[i])}
             letters.setdefault(dlq, []).append(letter)
         offset += batch.num_rows

@@ -77,7 +77,7 @@ def delivered_ids(config: ValidatorConfig, since_ms: int) -> set[str]:
     consumer, ids = _consumer(config), set()
     for batch in _to_end(consumer, config.topic(TRANSACTIONS_RAW.name), since_ms):
         verdicts = config.rules.check_batch([m.value() for m in batch], int(time.time() * 1000))
-        ids.update(transaction_id for transaction_id, _, _ in verdicts if transaction_id)
+        ids.update(transaction_id for transaction_id, *_ in verdicts if transaction_id)
     consumer.close()
     return ids
 
@@ -147,8 +147,14 @@ class _Replayer:
         self.producer.commit_transaction(60)
         self.replay.read += len(messages)
 
-    def _one(self, message: Any, transaction_id: str | None, user_id: str | None,
-             rejected: tuple[str, str, str] | None) -> None:  # fmt: skip
+    def _one(
+        self,
+        message: Any,
+        transaction_id: str | None,
+        user_id: str | None,
+        rejected: tuple[str, str, str] | None,
+        event_ms: int | None,
+    ) -> None:
         replay, topic = self.replay, self.config.topic
         if rejected is None:
             if transaction_id in self.replayed:
@@ -156,8 +162,8 @@ class _Replayer:
             elif transaction_id in self.raw_ids:
                 replay.already_raw += 1
             else:
-                when = max(message.timestamp()[1], 0)
-                produce(self.producer, topic(TRANSACTIONS_RAW.name), user_id, message.value(), when)
+                raw = topic(TRANSACTIONS_RAW.name)
+                produce(self.producer, raw, user_id, message.value(), max(event_ms or 0, 0))
                 self.replayed.add(transaction_id)
                 replay.delivered += 1
         elif (message.partition(), message.offset()) in self.dead:

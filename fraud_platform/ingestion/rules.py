@@ -100,8 +100,9 @@ class Verdict:
     rejection: Rejection | None  # None: valid
 
 
-# Per message from the kernel: (transaction_id, user_id, None | (dlq, reason, detail)).
-RawVerdict = tuple[str | None, str | None, tuple[str, str, str] | None]
+# Per message from the kernel: (transaction_id, user_id, None | (dlq, reason, detail), the
+# payload's event time in epoch ms).
+RawVerdict = tuple[str | None, str | None, tuple[str, str, str] | None, int | None]
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ class Rules:
 
     def check(self, value: bytes | None, now_ms: int) -> Verdict:
         """Decode and check one framed message."""
-        transaction_id, user_id, rejection = self.check_batch([value], now_ms)[0]
+        transaction_id, user_id, rejection, _ = self.check_batch([value], now_ms)[0]
         return Verdict(transaction_id, user_id, rejection and Rejection(*rejection))
 
     def check_record(self, record: dict, now_ms: int) -> Rejection | None:

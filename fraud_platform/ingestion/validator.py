@@ -12,6 +12,7 @@ SET NX EX. A replayed batch finds its own positions there and is not mistaken fo
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -21,13 +22,14 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fraud_platform.config import Settings
 from fraud_platform.contracts import DEAD_LETTER
-from fraud_platform.governance.pci import mask_pans_in_bytes
+from fraud_platform.governance.pci import mask_pans_in_bytes, mask_text
 from fraud_platform.ingestion.metrics import IngestionMetrics
 from fraud_platform.ingestion.rules import (
     DUPLICATES,
@@ -41,6 +43,7 @@ from fraud_platform.topics import TRANSACTIONS_INGEST, TRANSACTIONS_RAW, topic_n
 
 log = logging.getLogger("fraud_platform.ingestion")
 VALID = "valid"
+ORIGINALS = "dead_letters/originals"  # in the lake: oversized originals, by their sha256
 # ARGV[1]: one "transaction_id<TAB>position<LF>" line per claim (ids are printable, so never
 # hold either separator); ARGV[2]: the window in seconds. One blob rather than a key and a value
 # per claim halves the cost of a batch on both sides of the socket (single-node Redis: the keys
@@ -73,6 +76,7 @@ class ValidatorConfig:
     dedup_window_s: int = 60
     metrics_port: int = 0  # 0: no endpoint
     rules: Rules = field(default_factory=Rules)
+    lake_root: str = ""  # where oversized originals are kept whole ("" : not kept)
 
     @classmethod
     def from_env(cls, settings: Settings | None = None) -> ValidatorConfig:
@@ -89,6 +93,7 @@ class ValidatorConfig:
             dedup_window_s=int(os.environ.get("FRAUD_DEDUP_WINDOW_S", 60)),
             metrics_port=int(os.environ.get("FRAUD_VALIDATOR_METRICS_PORT", 9308)),
             rules=Rules.from_env(),
+            lake_root=settings.lake_root,
         )
 
     @property
@@ -296,7 +301,7 @@ class Validator:
                 verdicts.extend(rules.check_batch([value], now_ms))
             except Exception as error:  # a bug must not lose the message: dead-letter it
                 detail = f"{type(error).__name__}: {error}"
-                verdicts.append((None, None, (PROCESSING_ERRORS, "validator_error", detail)))
+                verdicts.append((None, None, (PROCESSING_ERRORS, "validator_error", detail), None))
         return verdicts
 
     def _dedup(self, messages: list[Any], verdicts: list[RawVerdict]) -> dict[int, Rejection]:
@@ -306,7 +311,7 @@ class Validator:
         One script call per batch: SET NX EX `dedup:{transaction_id}` to the message's
         position (partition:offset); keys already taken come back with the position holding them.
         """
-        candidates = [i for i, (_, _, rejection) in enumerate(verdicts) if rejection is None]
+        candidates = [i for i, (_, _, rejection, _) in enumerate(verdicts) if rejection is None]
         if not candidates:
             return {}
         window = self.config.dedup_window_s
@@ -330,12 +335,12 @@ class Validator:
         valid = 0
         counts: Counter[tuple[str, str]] = Counter()
         self.producer.begin_transaction()
-        for i, (transaction_id, user_id, rejected) in enumerate(batch.verdicts):
+        for i, (transaction_id, user_id, rejected, event_ms) in enumerate(batch.verdicts):
             rejection = batch.duplicates.get(i) or (rejected and Rejection(*rejected))
             if rejection is None:
-                # The ingest record's timestamp (its event time) carries over to raw.
-                when = batch.messages[i].timestamp()[1]
-                produce(self.producer, raw_topic, user_id, batch.values[i], max(when, 0))
+                # The payload's event time (checked against the skew bounds) stamps the raw
+                # record; the producer's record timestamp is not trusted for it.
+                produce(self.producer, raw_topic, user_id, batch.values[i], event_ms)
                 valid += 1
                 continue
             self._dead_letter(batch.messages[i], transaction_id, rejection, rejected_at)
@@ -353,8 +358,21 @@ class Validator:
     def _dead_letter(
         self, m: Any, transaction_id: str | None, rejection: Rejection, rejected_at: int
     ) -> None:
-        key, envelope = dead_letter(m, transaction_id, rejection, rejected_at)
+        limit = self.config.rules.max_message_bytes
+        keep = self._keep_original if self.config.lake_root else None
+        key, envelope = dead_letter(m, transaction_id, rejection, rejected_at, limit, keep)
         produce(self.producer, self.config.topic(rejection.dlq), key, envelope)
+
+    def _keep_original(self, digest: str, value: bytes) -> str:
+        """An original too large for its envelope, written whole (card numbers masked) to the
+        lake under its hash: a replayed batch writes the same file again, nothing else."""
+        from fraud_platform.lake import write_atomically
+        from fraud_platform.resources import LakeResource
+
+        filesystem, base = LakeResource(root=self.config.lake_root).filesystem()
+        path = f"{ORIGINALS}/{digest}.bin"
+        write_atomically(filesystem, f"{base}/{path}", value)
+        return f"lake/{path}"
 
     @staticmethod
     def _next_offsets(messages: list[Any]) -> list[Any]:
@@ -390,16 +408,33 @@ class Validator:
 
 
 def dead_letter(
-    m: Any, transaction_id: str | None, rejection: Rejection, rejected_at: int
+    m: Any,
+    transaction_id: str | None,
+    rejection: Rejection,
+    rejected_at: int,
+    limit: int = 16 * 1024,
+    keep: Callable[[str, bytes], str] | None = None,
 ) -> tuple[bytes | str | None, bytes]:
     """The (key, value) a rejected message is dead-lettered as. The envelope keeps the
-    original bytes (any card number in them masked), the reason and where it came from."""
+    original bytes, the reason and where it came from; any card number is masked wherever it
+    appears (key, value, the transaction id). An original over `limit` bytes keeps its first
+    `limit` bytes in the envelope (which must stay under the producer's 1 MB), the rest is
+    named by its hash and kept whole by `keep`: one message can never fail the write."""
+    transaction_id = mask_text(transaction_id)
+    value, detail = mask_pans_in_bytes(m.value()), rejection.detail
+    original_key = mask_pans_in_bytes(m.key())
+    original_key = original_key[:limit] if original_key else original_key
+    if value is not None and len(value) > limit:
+        digest = hashlib.sha256(value).hexdigest()
+        where = f"kept whole at {keep(digest, value)}" if keep else "not kept"
+        detail += f"; the original ({len(value):,} bytes, sha256 {digest}) is {where}"
+        value = value[:limit]
     envelope = DEAD_LETTER.encode(
         {
-            "original_key": mask_pans_in_bytes(m.key()),
-            "original_value": mask_pans_in_bytes(m.value()),
+            "original_key": original_key,
+            "original_value": value,
             "reason": rejection.reason,
-            "detail": rejection.detail,
+            "detail": detail,
             "source_topic": m.topic(),
             "source_partition": m.partition(),
             "source_offset": m.offset(),
@@ -408,7 +443,8 @@ def dead_letter(
             "transaction_id": transaction_id,
         }
     )
-    return (transaction_id.encode() if transaction_id is not None else m.key()), envelope
+    key = transaction_id.encode() if transaction_id is not None else original_key
+    return key, envelope
 
 
 def run_worker(config: ValidatorConfig, index: int) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from fraud_platform.governance.exposure import shown
 from fraud_platform.quality.suites import SuiteCheck
 
 SAMPLE_SIZE = 5
@@ -133,8 +134,9 @@ def validate_suite(frame: Any, suite_json: dict[str, Any], parameters: dict[str,
             column=r.expectation_config.kwargs.get("column"),
             unexpected_count=r.result.get("unexpected_count"),
             unexpected_percent=r.result.get("unexpected_percent"),
-            sample=[_plain(v) for v in (r.result.get("partial_unexpected_list") or [])][
-                :SAMPLE_SIZE
+            sample=[
+                shown(r.expectation_config.kwargs.get("column"), _plain(v))
+                for v in (r.result.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]
             ],
             observed=_plain(r.result.get("observed_value")),
             condition=_condition_value(r.expectation_config.kwargs.get("row_condition")),

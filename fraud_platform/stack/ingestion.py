@@ -10,6 +10,14 @@ import httpx
 
 from fraud_platform.config import LOOPBACK
 from fraud_platform.stack.service import Service
+from fraud_platform.stack.supervisor import restarts_file
+
+
+def supervised(name: str, *arguments: str) -> list[str]:
+    """The platform command `arguments`, restarted with backoff whenever it exits
+    (`stack/supervisor.py`)."""
+    cli = [sys.executable, "-m", "fraud_platform.cli", *arguments]
+    return [sys.executable, "-m", "fraud_platform.stack.supervisor", name, "--", *cli]
 
 
 class ValidatorService(Service):
@@ -22,14 +30,14 @@ class ValidatorService(Service):
         return {"FRAUD_VALIDATOR_METRICS_PORT": self.settings.ports.validator_metrics}
 
     def prepare(self) -> None:
-        pass
+        restarts_file(self.settings, self.name).unlink(missing_ok=True)
 
     def environment(self) -> dict[str, str]:
         port = str(self.settings.ports.validator_metrics)
         return {**super().environment(), "FRAUD_VALIDATOR_METRICS_PORT": port}
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "fraud_platform.cli", "ingest", "validate"]
+        return supervised(self.name, "ingest", "validate")
 
     def endpoint(self) -> str:
         return f"http://{LOOPBACK}:{self.settings.ports.validator_metrics}/metrics"
@@ -57,13 +65,14 @@ class _HeartbeatService(Service):
 
     def prepare(self) -> None:
         self.heartbeat.unlink(missing_ok=True)
+        restarts_file(self.settings, self.name).unlink(missing_ok=True)
 
     def environment(self) -> dict[str, str]:
         variable = f"FRAUD_{self.name.upper()}_HEARTBEAT"
         return {**super().environment(), variable: str(self.heartbeat)}
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "fraud_platform.cli", *self.arguments]
+        return supervised(self.name, *self.arguments)
 
     def healthy(self) -> bool:
         try:

@@ -19,6 +19,7 @@ from fraud_platform.stack.kafka import KafkaService
 from fraud_platform.stack.process import StackError, group_rss_bytes, kill_all, marked_pids
 from fraud_platform.stack.redis import RedisService
 from fraud_platform.stack.service import Service
+from fraud_platform.stack.supervisor import restarts
 
 SERVICE_TYPES: tuple[type[Service], ...] = (
     RedisService,
@@ -42,6 +43,7 @@ class ServiceStatus:
     pid: int | None
     rss_bytes: int
     endpoint: str
+    restarts: int = 0  # by its supervisor, since the state folder was made
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ class Stack:
                     pid=pid if running else None,
                     rss_bytes=group_rss_bytes(pid) if running and pid else 0,
                     endpoint=service.endpoint(),
+                    restarts=restarts(self.settings, service.name).get("restarts", 0),
                 )
             )
         return rows

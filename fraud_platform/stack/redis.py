@@ -38,6 +38,9 @@ class RedisService(Service):
                     'appenddirname "appendonly"',
                     "save 300 1",
                     "dbfilename dump.rdb",
+                    # Plain strings in snapshots: the card-number scan and the erasure's byte
+                    # search read them (LZF would hide a number inside a compressed run).
+                    "rdbcompression no",
                     "maxmemory-policy noeviction",
                     "",
                 ]

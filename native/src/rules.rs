@@ -2,6 +2,7 @@
 //! card number), so a dead-letter reviewer sees the cause without decoding anything.
 
 use crate::avro::{Reader, Schema, Value};
+use crate::{pan, unprintable};
 use std::collections::{HashMap, HashSet};
 
 pub const SCHEMA_ERRORS: &str = "dlq-schema-errors";
@@ -29,6 +30,9 @@ pub struct Verdict {
     pub transaction_id: Option<String>,
     pub user_id: Option<String>,
     pub rejection: Option<Rejection>,
+    /// The payload's event time: what transactions-raw stamps its records with, whatever
+    /// timestamp the producer set on the Kafka record.
+    pub timestamp: Option<i64>,
 }
 
 struct Contract {
@@ -52,6 +56,7 @@ struct Fields {
     location: Option<(usize, usize, usize)>, // field, lat, lon
     card_last4: Option<usize>,
     card_token: Option<usize>,
+    names: Vec<String>, // every field, in wire order: string fields are named in rejections
 }
 
 impl Fields {
@@ -71,6 +76,10 @@ impl Fields {
             location,
             card_last4: at("card_last4"),
             card_token: at("card_token"),
+            names: match schema {
+                Schema::Record(fields) => fields.iter().map(|(name, _)| name.clone()).collect(),
+                _ => Vec::new(),
+            },
         }
     }
 }
@@ -97,13 +106,23 @@ fn py_float(x: f64) -> String {
     }
 }
 
-/// Python's `str.isprintable()` for ids, as far as ids need it: no control, format or
-/// separator characters other than the plain space.
-fn printable(s: &str) -> bool {
+/// Python's `str.isprintable()`, the one rule for every string field: no control, format,
+/// private-use, unassigned, line or paragraph separator characters, and no space but U+0020
+/// (`unprintable.rs` is generated from Python's own tables).
+pub fn printable(s: &str) -> bool {
     s.chars().all(|c| {
-        !(c.is_control()
-            || (c.is_whitespace() && c != ' ')
-            || matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}'))
+        let code = u32::from(c);
+        unprintable::RANGES
+            .binary_search_by(|&(low, high)| {
+                if high < code {
+                    std::cmp::Ordering::Less
+                } else if low > code {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
+            .is_err()
     })
 }
 
@@ -122,7 +141,7 @@ impl Checker {
     }
 
     pub fn check(&self, value: Option<&[u8]>, now_ms: i64) -> Verdict {
-        let mut verdict = Verdict { transaction_id: None, user_id: None, rejection: None };
+        let mut verdict = Verdict { transaction_id: None, user_id: None, rejection: None, timestamp: None };
         verdict.rejection = self.decode_and_check(value, now_ms, &mut verdict);
         verdict
     }
@@ -157,6 +176,9 @@ impl Checker {
         };
         verdict.transaction_id = text(fields.transaction_id).map(str::to_string);
         verdict.user_id = text(fields.user_id).map(str::to_string);
+        if let Some(Value::Long(t)) = fields.timestamp.map(|i| &values[i]) {
+            verdict.timestamp = Some(*t);
+        }
         self.check_record(fields, &values, now_ms)
     }
 
@@ -295,6 +317,30 @@ impl Checker {
                 );
             }
         }
-        None
+        check_texts(f, values)
     }
+}
+
+/// Every string field: no card number (a producer may put one anywhere, and a valid record is
+/// stored everywhere downstream), no control or invisible character outside the ids (whose
+/// own rule, `malformed_id`, says the same). Neither value is ever echoed.
+fn check_texts(f: &Fields, values: &[Value]) -> Option<Rejection> {
+    let texts = values.iter().enumerate().filter_map(|(i, v)| match v {
+        Value::String(s) => Some((f.names[i].as_str(), s.as_str())),
+        _ => None,
+    });
+    let texts: Vec<(&str, &str)> = texts.collect();
+    if let Some((name, _)) = texts.iter().find(|(_, s)| !pan::spans(s.as_bytes()).is_empty()) {
+        return reject(SCHEMA_ERRORS, "card_number_in_field", format!("{name} holds a card number"));
+    }
+    let id = |name: &str| REQUIRED[..3].contains(&name);
+    if let Some((name, s)) = texts.iter().find(|(name, s)| !id(name) && !printable(s)) {
+        let c = s.chars().find(|c| !printable(&c.to_string())).unwrap();
+        return reject(
+            SCHEMA_ERRORS,
+            "unprintable_text",
+            format!("{name} holds U+{:04X}, a control or invisible character", u32::from(c)),
+        );
+    }
+    None
 }

@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 
+from fraud_kernel import mask_pans
 from pyflink.common import Duration, Row, Time, Types, WatermarkStrategy
 from pyflink.common.serialization import ByteArraySchema
 from pyflink.datastream import (
@@ -165,10 +166,12 @@ def dead_letter(
     spec: dict, message: bytes, error: Exception, position: dict, topic: str = ""
 ) -> dict:
     """The dead-letter record of a message the job cannot read (position: key, partition,
-    offset, timestamp of the original, -1 where the source does not expose it)."""
+    offset, timestamp of the original, -1 where the source does not expose it). Any card
+    number in its bytes is masked by the platform's one definition (`fraud_kernel`)."""
+    key = position.get("key")
     return {
-        "original_key": position.get("key"),
-        "original_value": message,
+        "original_key": key and mask_pans(key),
+        "original_value": message and mask_pans(message),
         "reason": "stream_undecodable",
         "detail": f"{spec['name']}: {type(error).__name__}: {error}",
         "source_topic": topic or spec["topics"]["raw"],

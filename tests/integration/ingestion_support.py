@@ -17,6 +17,8 @@ from fraud_platform.ingestion.rules import DUPLICATES, INCOMPLETE, SCHEMA_ERRORS
 from fraud_platform.ingestion.validator import Validator, ValidatorConfig
 from fraud_platform.topics import ALL_TOPICS, DLQ_TOPICS, ensure_topics, topic_name
 
+PAN = "4111111111111111"  # a Luhn-valid test number
+
 DAY_MS = 86_400_000
 # Tokens of some test cards, made as a producer makes them (protect_card).
 CARD_TOKENS = [card_token(f"4{i:015d}", b"ingestion tests") for i in range(13)]
@@ -104,6 +106,22 @@ def bad_inputs(now_ms: int, run: str) -> list[BadInput]:
         ("full_card_number", t(900_010, card_last4="4111111111111111"), SCHEMA_ERRORS),
         ("card_number_as_token", t(900_017, card_token="4111111111111111"), SCHEMA_ERRORS),
         ("control_chars_in_id", t(900_011, user_id="user\x00\x07"), SCHEMA_ERRORS),
+        # A card number in any string field, the ids included (issue 21): dead-lettered,
+        # the number masked in the value, the key and the envelope's transaction id.
+        ("card_number_in_merchant", t(900_020, merchant_id=f"merchant:{PAN}"), SCHEMA_ERRORS),
+        ("card_number_in_user", t(900_021, user_id=PAN), SCHEMA_ERRORS),
+        ("card_number_in_device", t(900_022, device=f"pos {PAN}"), SCHEMA_ERRORS),
+        ("card_number_in_channel", t(900_023, channel="4111-1111-1111-1111"), SCHEMA_ERRORS),
+        ("card_number_in_country", t(900_024, country=PAN), SCHEMA_ERRORS),
+        ("card_number_in_id", t(900_025, transaction_id=f"tx-{PAN}"), SCHEMA_ERRORS),
+        # 24 characters: Avro's length byte for it is "0", glued to the number's first digit.
+        ("card_number_after_a_digit_length", t(900_026, device=f"{PAN}-store-1"), SCHEMA_ERRORS),
+        # Control and invisible characters (one rule: Python's str.isprintable).
+        ("arabic_letter_mark", t(900_030, merchant_id="m\u061c1"), SCHEMA_ERRORS),
+        ("tag_characters", t(900_031, device="mobile\U000e0041"), SCHEMA_ERRORS),
+        ("escape", t(900_032, country="F\x1bR"), SCHEMA_ERRORS),
+        ("nul", t(900_033, channel="online\x00"), SCHEMA_ERRORS),
+        ("right_to_left_override", t(900_034, device="\u202emobile"), SCHEMA_ERRORS),
         ("oversized", t(900_012, device_id="d" * 40_000), SCHEMA_ERRORS),
         ("missing_user_id", t(900_013, user_id=None), INCOMPLETE),
         ("missing_amount", t(900_014, amount=None), INCOMPLETE),
@@ -175,7 +193,11 @@ class TopicSet:
 
 
 def run_validator(
-    settings, topics: TopicSet, idle_exit_s: float = 3.0, group: str = "validator"
+    settings,
+    topics: TopicSet,
+    idle_exit_s: float = 3.0,
+    group: str = "validator",
+    lake_root: str = "",
 ) -> Validator:
     config = ValidatorConfig(
         bootstrap=settings.kafka_bootstrap,
@@ -183,6 +205,7 @@ def run_validator(
         topic_prefix=topics.prefix,
         group_id=f"{topics.prefix}{group}",
         transactional_id=f"{topics.prefix}{group}",
+        lake_root=lake_root,
     )
     validator = Validator(config)
     validator.run(idle_exit_s=idle_exit_s)

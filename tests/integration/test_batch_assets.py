@@ -1,5 +1,6 @@
 """The batch lineage on real Spark and a real lake: raw -> processed -> features."""
 
+import re
 from datetime import date
 
 import dagster as dg
@@ -74,6 +75,8 @@ def test_three_days_in_one_run_then_idempotent(stack, settings, lake, spark):
     assert len(processed) == 3  # one materialization per day, from one Spark run
     meta = processed[0].metadata
     assert meta["rows"].value > 0 and meta["bytes"].value > 0 and "preview" in meta
+    # No user id (user_000042) in what Dagster's UI serves.
+    assert not re.search(r"user_\d{6}", meta["preview"].value)
 
     first = features_table(lake)
     assert sorted(set(first["date"].to_pylist())) == DAYS

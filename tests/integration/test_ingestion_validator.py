@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from fraud_platform.contracts import DEAD_LETTER, TRANSACTION
 from fraud_platform.governance.pci import find_pans, mask_pans_in_bytes
 
-from .ingestion_support import TopicSet, bad_inputs, run_validator, transaction
+from .ingestion_support import PAN, TopicSet, bad_inputs, run_validator, transaction
 
 pytestmark = pytest.mark.integration
 
@@ -42,17 +42,22 @@ def test_every_message_is_accounted_for_with_its_reason_and_original_bytes(setti
         for message in messages:
             envelope = DEAD_LETTER.decode(message.value())
             assert envelope["source_topic"] == topics.name("transactions-ingest")
-            # The original bytes, but for a card number's digits (masked, same length).
-            assert envelope["original_value"] == mask_pans_in_bytes(
-                by_offset[envelope["source_offset"]]
-            )
-            assert not find_pans((envelope["original_value"] or b"").decode("latin-1"))
-            assert envelope["detail"]
+            # The original bytes, but for a card number's digits (masked, same length), and
+            # the first 16 KB of an original over the size rule.
+            original = mask_pans_in_bytes(by_offset[envelope["source_offset"]])
+            assert envelope["original_value"] == (original and original[: 16 * 1024])
+            for part in (envelope["original_value"], envelope["original_key"], message.key()):
+                assert not find_pans(part or b"")
+            assert not find_pans(envelope["transaction_id"] or "")
+            assert envelope["detail"] and PAN not in envelope["detail"]
             reasons[envelope["reason"]] += 1
     assert reasons["duplicate"] == 1
     masked = [v for v in by_offset.values() if mask_pans_in_bytes(v) != v]
-    assert len(masked) == 2  # the records carrying a full card number: as last 4, as token
+    assert len(masked) == 9  # the records carrying a full card number, in any field
     assert reasons["bad_card_last4"] == reasons["bad_card_token"] == 1
+    assert reasons["card_number_in_field"] == 7
+    assert reasons["unprintable_text"] == 4 and reasons["malformed_id"] == 2
+    assert not any(find_pans(m.value()) for m in raw)
     assert reasons["missing_field"] == 4
     assert {"undecodable", "oversized", "amount_out_of_range", "unknown_currency"} <= set(reasons)
     assert {"timestamp_in_future", "timestamp_too_old", "wrong_contract"} <= set(reasons)
@@ -131,8 +136,10 @@ def test_random_input_through_the_real_validator_is_conserved(settings, stack, v
         topics.delete()
 
 
-def test_raw_records_carry_the_event_time_of_their_ingest_record(settings, topics):
-    """The streaming jobs take event time and watermarks from the record timestamp."""
+def test_raw_records_carry_the_event_time_of_their_payload(settings, topics):
+    """The streaming jobs take event time and watermarks from the raw record's timestamp: it
+    is the payload's event time, whatever the producer stamped its record with (1 ms after
+    the epoch would send the transaction to the late topic and out of the online windows)."""
     from confluent_kafka import Producer
 
     now = int(time.time() * 1000)
@@ -141,10 +148,37 @@ def test_raw_records_carry_the_event_time_of_their_ingest_record(settings, topic
     for i in range(20):
         record = transaction(i, now - i * 60_000, topics.prefix)
         sent[record["transaction_id"]] = record["timestamp"]
-        producer.produce(topics.name("transactions-ingest"), TRANSACTION.encode(record),
-                         record["user_id"], timestamp=record["timestamp"])  # fmt: skip
+        stamp = record["timestamp"] if i % 2 else 1  # a producer's clock, or a forged one
+        topic = topics.name("transactions-ingest")
+        producer.produce(topic, TRANSACTION.encode(record), record["user_id"], timestamp=stamp)
     assert producer.flush(30) == 0
     run_validator(settings, topics)
     raw, _ = topics.outputs()
     stamped = {TRANSACTION.decode(m.value())["transaction_id"]: m.timestamp()[1] for m in raw}
     assert stamped == sent
+
+
+def test_a_message_near_the_brokers_limit_is_kept_and_the_validator_goes_on(
+    settings, topics, tmp_path
+):
+    """999,950 bytes: its envelope would pass the producer's 1,000,000-byte limit, which
+    used to stop the validator. The envelope now holds its first 16 KB and its hash; the lake
+    holds it whole; the message after it is validated as usual."""
+    import hashlib
+
+    now = int(time.time() * 1000)
+    huge = TRANSACTION.encode(transaction(1, now, topics.prefix, device_id="d" * 999_850))
+    assert 999_000 < len(huge) < 1_000_000
+    after = TRANSACTION.encode(transaction(2, now, topics.prefix))
+    topics.produce("transactions-ingest", [(b"k", huge), (b"k", after)])
+
+    run_validator(settings, topics, lake_root=str(tmp_path / "lake"))
+
+    raw, dead = topics.outputs()
+    assert [m.value() for m in raw] == [after]
+    [letter] = [DEAD_LETTER.decode(m.value()) for m in dead["dlq-schema-errors"]]
+    digest = hashlib.sha256(huge).hexdigest()
+    assert letter["reason"] == "oversized" and letter["original_value"] == huge[: 16 * 1024]
+    assert f"sha256 {digest}" in letter["detail"]
+    kept = tmp_path / "lake" / "dead_letters" / "originals" / f"{digest}.bin"
+    assert kept.read_bytes() == huge

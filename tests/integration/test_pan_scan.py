@@ -1,13 +1,17 @@
 """The PAN scanner: clean stores pass, and a card number planted in Kafka, the lake, Redis or
 the warehouse is caught where it was planted, reported masked; the command fails on it."""
 
+import shutil
 from datetime import date
+from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
 from fraud_platform.cli import main
+from fraud_platform.config import Settings
 from fraud_platform.contracts import TRANSACTION
 from fraud_platform.governance import pan_scan
 from fraud_platform.lake import RAW_TRANSACTIONS_SCHEMA, parquet_bytes, write_atomically
@@ -89,8 +93,50 @@ def test_clean_stores_pass_and_each_planted_card_number_is_caught(stores, settin
     assert {f.masked for f in findings} == {"****1111"}
     assert found["kafka"].where.startswith(stores["topics"].name("transactions-raw"))
     assert found["lake"].where == f"{hour.removeprefix(base + '/')}/part-x.parquet:card_last4"
-    assert found["redis"].where == "user:user_2:profile"
+    assert found["redis"].where == "db13 user:user_2:profile"
     assert found["warehouse"].where == "transactions_fact.card_last4"
+
+
+def test_redis_is_scanned_in_every_database_and_keys_are_reported_masked(stores):
+    other = stores["redis"].connection_pool.connection_kwargs | {"db": 14}
+    client = type(stores["redis"])(**other)
+    client.flushdb()
+    client.set(f"merchant:{PAN.replace(' ', '')}", "1")
+    try:
+        findings = pan_scan.scan_redis(stores["redis"])
+    finally:
+        client.flushdb()
+    assert [(f.where, f.masked) for f in findings] == [
+        ("db14 key merchant:************1111", "****1111")
+    ]
+
+
+def test_the_files_of_every_service_are_scanned_byte_for_byte(stores, tmp_path):
+    """Redis's snapshot (written uncompressed), Flink's checkpoints, the warehouse file and
+    the logs, with a number right after an Avro length byte that reads as a digit."""
+    home = tmp_path / "home"
+    settings = Settings(home=home)
+    digits = PAN.replace(" ", "")
+    redis = stores["redis"]
+    redis.set(f"merchant:{digits}:profile", "x" * 40)  # long enough for LZF to compress
+    redis.save()
+    snapshot = Path(redis.config_get("dir")["dir"]) / redis.config_get("dbfilename")["dbfilename"]
+    (home / "redis" / "data").mkdir(parents=True)
+    shutil.copy(snapshot, home / "redis" / "data" / "dump.rdb")
+    avro = TRANSACTION.encode(transaction(1, 1_749_000_000_000, "p", device=f"{digits}-store-1"))
+    assert b"0" + digits.encode() in avro  # the length byte of 24 characters is "0"
+    (home / "flink" / "checkpoints" / "job" / "chk-1").mkdir(parents=True)
+    (home / "flink" / "checkpoints" / "job" / "chk-1" / "state").write_bytes(b"\x01" + avro)
+    (home / "logs").mkdir()
+    (home / "logs" / "validator.log").write_text(f"charging {PAN} now\n")
+    (home / "warehouse").mkdir()
+    with duckdb.connect(str(home / "warehouse" / "fraud.duckdb")) as connection:
+        connection.execute(f"CREATE TABLE t AS SELECT '{digits}' AS v")
+
+    places = {f.where.split("@")[0] for f in pan_scan.scan_files(settings)}
+    assert places >= {"redis/data/dump.rdb", "flink/checkpoints/job/chk-1/state",
+                      "logs/validator.log", "warehouse/fraud.duckdb"}  # fmt: skip
+    redis.delete(f"merchant:{digits}:profile")
 
 
 def test_the_scan_command_fails_on_a_card_number(stores, monkeypatch):
@@ -102,3 +148,12 @@ def test_the_scan_command_fails_on_a_card_number(stores, monkeypatch):
     outcome = runner.invoke(main, ["pci", "scan", "--store", "lake"])
     assert outcome.exit_code == 1
     assert "4111 1111" not in outcome.output
+
+
+def test_the_scan_needs_raw_access(stores, monkeypatch):
+    monkeypatch.setenv("FRAUD_LAKE_ROOT", stores["lake"].root)
+    monkeypatch.setenv("FRAUD_ROLE", "analyst")
+    outcome = CliRunner().invoke(main, ["pci", "scan", "--store", "lake"])
+    assert outcome.exit_code == 1
+    assert "denied" in outcome.output and "read_raw" in outcome.output
+    assert "scanning" not in outcome.output

@@ -8,6 +8,7 @@ import multiprocessing
 import pytest
 
 from fraud_platform.governance import audit
+from fraud_platform.governance.grants import os_user
 from fraud_platform.governance.rbac import Actor
 
 
@@ -27,7 +28,7 @@ def test_an_untouched_log_verifies(governance):
     assert [e["seq"] for e in written] == [0, 1, 2, 3, 4]
     assert written[0]["previous"] == audit.GENESIS
     assert all(b["previous"] == a["hash"] for a, b in itertools.pairwise(written))
-    assert written[2]["actor"] == "pytest" and written[2]["role"] == "ml_architect"
+    assert written[2]["actor"] == os_user() and written[2]["role"] == "ml_architect"
     result = audit.verify()
     assert result.ok and result.entries == 5
 

@@ -50,6 +50,10 @@ def test_a_non_card_number_is_refused():
         ("9111111111111111 passes Luhn, no network starts with 9", []),
         ("amex 3782 822463 10005", ["378282246310005"]),
         ("amount 127.50 at 2024-12-12T10:30:45", []),
+        ("0" + VISA, [VISA]),  # glued to a digit before it (an Avro length byte)
+        ("1" + VISA, []),  # an odd digit is no Avro length
+        ("x.4111111111111111", [VISA]),  # a dot alone does not make a fraction
+        ("76.40374999999999 and 0.4111111111111111", []),  # digits after a decimal point
     ],
 )
 def test_card_numbers_are_found_by_shape_and_luhn(text, found):
@@ -95,3 +99,42 @@ def test_masking_bytes_keeps_an_avro_record_decodable():
     assert TRANSACTION.decode(masked)["transaction_id"] == "t-1"
     clean = TRANSACTION.encode(record | {"card_last4": "1111"})
     assert mask_pans_in_bytes(clean) is clean
+
+
+def test_clean_values_never_look_like_card_numbers():
+    """What clean stores are full of: floats (Redis values, Data Docs), hex digests and
+    pseudonyms, uuids, epoch timestamps, the simulator's and the handbook's ids."""
+    import hashlib
+    import random
+    import uuid
+
+    rng = random.Random(7)
+    floats = [repr(rng.uniform(-1e6, 1e6) / rng.choice([1, 3, 7, 11])) for _ in range(20_000)]
+    digests = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(20_000)]
+    md5s = [hashlib.md5(str(i).encode()).hexdigest() for i in range(20_000)]
+    uuids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(5_000)]
+    # Epoch times from 2018 (the handbook) to 2030, in ms and ns: they start with 1 (until
+    # 2033, when ms times start with a card network's 2).
+    stamps = [str(1_514_764_800_000 + rng.randrange(4 * 10**11)) for _ in range(5_000)]
+    nanos = [f"{int(s) * 10**6 + rng.randrange(10**6)}" for s in stamps]
+    ids = [f"sim5-2025{d:04d}-{i:07d}" for d in range(101, 1231, 37) for i in range(0, 9999, 97)]
+    handbook = [f"hb-{i}" for i in range(0, 1_754_155, 61)] + [f"{i}" for i in range(0, 10**6, 7)]
+    for values in (floats, digests, md5s, uuids, stamps, nanos, ids, handbook):
+        assert find_pans(", ".join(values)) == [], values[:3]
+
+
+def test_a_number_behind_an_avro_length_byte_is_masked_and_found():
+    from fraud_platform.contracts import TRANSACTION
+    from fraud_platform.governance.pci import mask_pans_in_bytes, mask_text
+
+    device = f"{VISA}-store-1"  # 24 characters: its length byte is "0"
+    record = {"transaction_id": f"tx-{VISA}", "user_id": "u", "merchant_id": "m",
+              "amount": 1.0, "currency": "EUR", "timestamp": 1, "device": device}  # fmt: skip
+    encoded = TRANSACTION.encode(record)
+    assert b"0" + VISA.encode() in encoded
+    assert find_pans(encoded) == [VISA, VISA]
+    masked = TRANSACTION.decode(mask_pans_in_bytes(encoded))
+    assert masked["device"] == "************1111-store-1"
+    assert (
+        masked["transaction_id"] == mask_text(record["transaction_id"]) == "tx-" + "*" * 12 + "1111"
+    )

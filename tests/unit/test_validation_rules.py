@@ -188,3 +188,47 @@ def test_random_records_encode_and_are_always_classified(record):
     if verdict.rejection is None:
         assert record["transaction_id"] and record["user_id"] and record["merchant_id"]
         assert 0 < record["amount"] <= RULES.max_amount
+
+
+STRING_FIELDS = ("transaction_id", "user_id", "merchant_id", "currency", "country", "device",
+                 "device_id", "channel")  # fmt: skip
+
+
+def test_a_card_number_in_any_string_field_is_rejected_without_echoing_it():
+    for field in STRING_FIELDS:
+        for printed in (VISA, f"x{VISA}y", "4111 1111 1111 1111", f"{VISA}-store-1"):
+            rejection = RULES.check_record(valid(**{field: printed}), NOW)
+            assert rejection is not None, (field, printed)
+            if field == "currency":  # an unknown currency is found first; still rejected
+                continue
+            assert rejection.reason == "card_number_in_field", (field, rejection)
+            assert rejection.detail == f"{field} holds a card number"
+
+
+def test_ids_and_floats_that_are_not_card_numbers_pass():
+    for merchant in ("sim5-20250604-0000003", "M-76.40374999999999", "4111111111111112"):
+        assert RULES.check_record(valid(merchant_id=merchant), NOW) is None
+
+
+def test_control_and_invisible_characters_are_rejected_in_every_string_field():
+    for field in ("merchant_id", "device", "country", "channel", "device_id"):
+        for char in ("\u061c", "\U000e0041", "\x1b", "\x00", "\u202e", "\u200b", "\u00a0"):
+            rejection = RULES.check_record(valid(**{field: f"a{char}b"}), NOW)
+            assert rejection is not None, (field, char)
+            assert rejection.reason in ("malformed_id", "unprintable_text")
+            if rejection.reason == "unprintable_text":
+                assert f"U+{ord(char):04X}" in rejection.detail
+    assert RULES.check_record(valid(device="café terminal 2"), NOW) is None
+
+
+def test_the_text_rule_is_pythons_isprintable_for_every_code_point():
+    from fraud_kernel import printable
+
+    surrogates = range(0xD800, 0xE000)  # no Python str of them reaches Rust
+    codes = (c for c in range(0x110000) if c not in surrogates)
+    assert [c for c in codes if printable(chr(c)) != chr(c).isprintable()] == []
+
+
+def test_the_verdict_carries_the_payloads_event_time():
+    values = [TRANSACTION.encode(valid(timestamp=NOW - 5)), b"junk"]
+    assert [v[3] for v in RULES.check_batch(values, NOW)] == [NOW - 5, None]
