@@ -1,5 +1,5 @@
 """The PAN scanner: every store the platform writes, searched for anything that looks like a
-card number (`pci.find_pans`, the kernel's one definition).
+card number (`fraud_kernel.pan_spans`, the one definition `pci` uses too).
 
 - Kafka: every message still retained in the catalog's topics, keys and values (Avro writes
   strings as plain UTF-8, so a PAN inside a record shows as its digits);
@@ -18,6 +18,7 @@ report must not be the place a PAN leaks to, so `where` is masked too (a Redis k
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from fraud_kernel import pan_spans
 
 from fraud_platform.config import Settings
-from fraud_platform.governance.pci import find_pans, mask_text
+from fraud_platform.governance.pci import mask_text
 from fraud_platform.lake import lake_files, untracked
 from fraud_platform.topics import ALL_TOPICS, topic_name
 
@@ -43,8 +45,14 @@ class Finding:
     masked: str  # ****1234
 
 
+def _finding(store: str, where: str, printed: bytes) -> Finding:
+    digits = re.sub(rb"\D", b"", printed).decode()
+    return Finding(store, mask_text(where), f"****{digits[-4:]}")
+
+
 def _findings(store: str, where: str, data: str | bytes) -> list[Finding]:
-    return [Finding(store, mask_text(where), f"****{pan[-4:]}") for pan in find_pans(data)]
+    raw = data if isinstance(data, bytes) else data.encode()
+    return [_finding(store, where, raw[start:end]) for start, end in pan_spans(raw)]
 
 
 def scan_kafka(
@@ -131,14 +139,16 @@ def scan_lake(lake, track=untracked) -> list[Finding]:
 
 
 def _scan_stream(store: str, where: str, stream) -> list[Finding]:
-    """A file's bytes piece by piece; a number across two pieces is in the overlap, and a
-    number found in an overlap is counted once."""
+    """A file's bytes piece by piece, each finding named by its byte offset. Each piece is
+    searched with the end of the one before, so a number across two pieces is found; one that
+    ended inside that end was found with the piece before and is not counted again."""
     found: list[Finding] = []
     tail, offset = b"", 0
     while piece := stream.read(CHUNK):
-        data = tail + piece
-        start = offset - len(tail)
-        found += [f for f in _findings(store, f"{where}@{start}", data) if f not in found]
+        data, base = tail + piece, offset - len(tail)
+        for start, end in pan_spans(data):
+            if end > len(tail):
+                found.append(_finding(store, f"{where}@{base + start}", data[start:end]))
         tail, offset = data[-OVERLAP:], offset + len(piece)
     return found
 
@@ -184,8 +194,10 @@ def _redis_values(client, key: bytes) -> Iterable[bytes]:
         return [client.get(key) or b""]
     if kind == b"list":
         return client.lrange(key, 0, -1)
-    if kind in (b"set", b"zset"):
-        return client.smembers(key) if kind == b"set" else client.zrange(key, 0, -1)
+    if kind == b"set":
+        return client.smembers(key)
+    if kind == b"zset":
+        return client.zrange(key, 0, -1)
     return []
 
 

@@ -205,9 +205,13 @@ def checked(
                 continue
             keep[offset + i] = False
             dlq, reason, detail = rejection
-            letter = {"transaction_id": mask_text(transaction_id), "reason": reason}
-            letter["detail"] = detail
-            letter |= {"rejected_at": now_ms, "original_value": mask_pans_in_bytes(values[i])}
+            letter = {
+                "transaction_id": mask_text(transaction_id),
+                "reason": reason,
+                "detail": detail,
+                "rejected_at": now_ms,
+                "original_value": mask_pans_in_bytes(values[i]),
+            }
             letters.setdefault(dlq, []).append(letter)
         offset += batch.num_rows
         progress(f"checked {offset:,} of {transactions.num_rows:,} rows")

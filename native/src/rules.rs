@@ -110,7 +110,12 @@ fn py_float(x: f64) -> String {
 /// private-use, unassigned, line or paragraph separator characters, and no space but U+0020
 /// (`unprintable.rs` is generated from Python's own tables).
 pub fn printable(s: &str) -> bool {
-    s.chars().all(|c| {
+    first_unprintable(s).is_none()
+}
+
+/// The first character of `s` that `printable` refuses.
+fn first_unprintable(s: &str) -> Option<char> {
+    s.chars().find(|&c| {
         let code = u32::from(c);
         unprintable::RANGES
             .binary_search_by(|&(low, high)| {
@@ -122,7 +127,7 @@ pub fn printable(s: &str) -> bool {
                     std::cmp::Ordering::Equal
                 }
             })
-            .is_err()
+            .is_ok()
     })
 }
 
@@ -334,8 +339,8 @@ fn check_texts(f: &Fields, values: &[Value]) -> Option<Rejection> {
         return reject(SCHEMA_ERRORS, "card_number_in_field", format!("{name} holds a card number"));
     }
     let id = |name: &str| REQUIRED[..3].contains(&name);
-    if let Some((name, s)) = texts.iter().find(|(name, s)| !id(name) && !printable(s)) {
-        let c = s.chars().find(|c| !printable(&c.to_string())).unwrap();
+    let refused = texts.iter().filter(|(name, _)| !id(name));
+    if let Some((name, c)) = refused.filter_map(|(name, s)| Some((name, first_unprintable(s)?))).next() {
         return reject(
             SCHEMA_ERRORS,
             "unprintable_text",

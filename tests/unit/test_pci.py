@@ -138,3 +138,20 @@ def test_a_number_behind_an_avro_length_byte_is_masked_and_found():
     assert (
         masked["transaction_id"] == mask_text(record["transaction_id"]) == "tx-" + "*" * 12 + "1111"
     )
+
+
+def test_a_file_scan_finds_each_number_once_at_its_offset(monkeypatch):
+    """Read in pieces: a number across two pieces is found once, and the same number twice
+    in one piece is two findings."""
+    import io
+
+    from fraud_platform.governance import pan_scan
+
+    monkeypatch.setattr(pan_scan, "CHUNK", 50)
+    data = b"x" * 40 + VISA.encode() + b"y" * 30 + VISA.encode() + b"z" + VISA.encode()
+    found = pan_scan._scan_stream("files", "f", io.BytesIO(data))
+    assert [(f.where, f.masked) for f in found] == [
+        ("f@40", "****1111"),
+        ("f@86", "****1111"),
+        ("f@103", "****1111"),
+    ]
