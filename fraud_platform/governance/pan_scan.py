@@ -26,6 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import redis
 from fraud_kernel import pan_spans
 
 from fraud_platform.config import Settings
@@ -182,8 +183,15 @@ def _databases(client) -> list:
     """A client per Redis database that holds keys (`INFO keyspace`), the given one first."""
     own = client.connection_pool.connection_kwargs.get("db", 0)
     others = [int(name[2:]) for name in client.info("keyspace") if int(name[2:]) != own]
-    kwargs = dict(client.connection_pool.connection_kwargs)
-    return [client, *(type(client)(**(kwargs | {"db": db})) for db in sorted(others))]
+    return [client, *(on_database(client, db) for db in sorted(others))]
+
+
+def on_database(client: redis.Redis, db: int) -> redis.Redis:
+    """A client on another database of the same server; the pool's kwargs are the connection's,
+    not the client's (`Redis(**kwargs)` refuses some), so they go to a new pool."""
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs | {"db": db}
+    return redis.Redis(connection_pool=redis.ConnectionPool(pool.connection_class, **kwargs))
 
 
 def _redis_values(client, key: bytes) -> Iterable[bytes]:

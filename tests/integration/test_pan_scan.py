@@ -98,8 +98,7 @@ def test_clean_stores_pass_and_each_planted_card_number_is_caught(stores, settin
 
 
 def test_redis_is_scanned_in_every_database_and_keys_are_reported_masked(stores):
-    other = stores["redis"].connection_pool.connection_kwargs | {"db": 14}
-    client = type(stores["redis"])(**other)
+    client = pan_scan.on_database(stores["redis"], 14)
     client.flushdb()
     client.set(f"merchant:{PAN.replace(' ', '')}", "1")
     try:
