@@ -11,28 +11,33 @@ from fraud_platform.governance import audit, gdpr
 from fraud_platform.governance.retention import apply_cleanup, apply_lifecycle, plan_cleanup
 from fraud_platform.resources import LakeResource, RedisResource, WarehouseResource
 from fraud_platform.warehouse.schema import AUDIT_LOG, create_tables
-from fraud_platform.warehouse.sources import audit_rows
+from fraud_platform.warehouse.sources import audit_head, audit_rows
 
 
 @dg.asset(key_prefix="warehouse", group_name="governance", kinds={"duckdb", "snowflake"})
 def audit_log(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """The hash-chained audit log, searchable in the warehouse. The chain is verified first:
-    a tampered log is not loaded, and the run fails naming the first broken entry."""
+    """The hash-chained audit log, searchable in the warehouse. The chain is verified first,
+    its ends held against the anchor file and the newest entry already loaded here: a
+    tampered or cut log is not loaded, and the run fails naming the first problem."""
+    with warehouse.connect() as connection:
+        create_tables(connection, (AUDIT_LOG,))
+        head = audit_head(connection)
     chain = list(audit.entries())  # read once: verified, then loaded
-    verification = audit.verify(chain)
+    verification = audit.verify(chain, heads={"warehouse": head} if head else None)
     if not verification.ok:
         raise dg.Failure(
             description=f"the audit log does not verify: {verification.problem}",
             metadata={"entries_verified": verification.entries},
         )
-    with warehouse.connect() as connection:
-        create_tables(connection, (AUDIT_LOG,))
-        cursor = connection.cursor()
-        cursor.execute(f"SELECT MAX(seq) FROM {AUDIT_LOG.name}")
-        loaded = cursor.fetchone()[0]
-    newer = [e for e in chain if loaded is None or e["seq"] > loaded]
+    newer = [e for e in chain if "seq" in e and (head is None or e["seq"] > head[0])]
     metadata = load_rows(warehouse, AUDIT_LOG, audit_rows(newer))
-    return dg.MaterializeResult(metadata={**metadata, "entries_verified": verification.entries})
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "entries_verified": verification.entries,
+            "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in verification.notes) or "none"),
+        }
+    )
 
 
 audit_log_job = dg.define_asset_job("audit_log_load", selection=[audit_log])

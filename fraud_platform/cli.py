@@ -740,15 +740,82 @@ def audit_log() -> None:
 
 @audit_log.command()
 def verify() -> None:
-    """Walk the chain; exit 1 naming the first entry altered, removed or reordered."""
+    """Walk the chain and hold its ends against the anchor file and the warehouse's copy;
+    exit 1 naming the first entry altered, removed or reordered, or the cut."""
     from fraud_platform.governance import audit
 
-    result = audit.verify()
+    heads, checked = {}, "the anchor file"
+    try:
+        head = _warehouse_audit_head()
+    except Exception as error:  # the file's anchor still holds; say what was not checked
+        console.print(f"[yellow]note:[/] the warehouse's copy was not checked ({error})")
+    else:
+        heads, checked = (
+            ({"warehouse": head}, "the anchor file and the warehouse")
+            if head
+            else ({}, "the anchor file (the warehouse holds no entries yet)")
+        )
+    result = audit.verify(heads=heads)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
     if not result.ok:
         verified = f"{result.entries} entries verified before it"
         console.print(f"[bold red]tampered:[/] {result.problem} ({verified})", highlight=False)
         sys.exit(1)
-    console.print(f"the audit log holds: {result.entries} entries, chain intact")
+    console.print(
+        f"the audit log holds: {result.entries} entries, chain intact, its ends "
+        f"agreeing with {checked}",
+        highlight=False,
+    )
+
+
+def _warehouse_audit_head() -> tuple[int, str] | None:
+    """The newest entry loaded into the warehouse; None when it holds none (or on DuckDB,
+    when there is no warehouse file yet: opening one would create it)."""
+    from fraud_platform.resources import build_resources
+    from fraud_platform.warehouse.schema import AUDIT_LOG, create_tables
+    from fraud_platform.warehouse.sources import audit_head
+
+    warehouse = build_resources()["warehouse"]
+    if warehouse.backend == "duckdb" and not Path(warehouse.duckdb_path).exists():
+        return None
+    with warehouse.connect() as connection:
+        create_tables(connection, (AUDIT_LOG,))
+        return audit_head(connection)
+
+
+@audit_log.command()
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Anchor the log as it now is, forgetting the cuts "
+    "found (the architect's, once they were looked into).",
+)
+def anchor(reset: bool) -> None:
+    """The anchor of the chain's ends (kept outside the log) and the cuts it recorded."""
+    from fraud_platform.governance import audit
+    from fraud_platform.governance.audit_anchor import AnchorAltered
+
+    if reset:
+        _require("write_all", "audit.anchor_reset", "the audit log's anchor")
+        audit.reanchor()
+    try:
+        held = audit.anchor()
+    except AnchorAltered as error:
+        console.print(f"[bold red]tampered:[/] {error}", highlight=False)
+        sys.exit(1)
+    if held is None:
+        console.print(f"no anchor yet at {audit.anchor_path()} (the log is empty)")
+        return
+    console.print(
+        f"{audit.anchor_path()}: entries {held.base_seq} to {held.head_seq} "
+        f"({held.entries}), head {held.head_hash[:16]}",
+        highlight=False,
+    )
+    for cut in held.cuts:
+        console.print(f"[bold red]cut found:[/] {cut}", highlight=False)
+    if held.cuts:
+        sys.exit(1)
 
 
 @audit_log.command()

@@ -67,6 +67,8 @@ class Settings:
     flink_checkpoint_interval: str = "60s"
     label_delay_days: int = 7  # how long fraud labels take; the label features' shift
     roles_file: str = ""  # who holds which role (governance/grants.py)
+    audit_dir: str = ""  # the audit log's day files (governance/audit.py)
+    audit_anchor: str = ""  # the chain's anchored head, kept apart from the log
 
     def __post_init__(self) -> None:
         # Derived defaults: the clients point at the local stack unless told otherwise.
@@ -77,10 +79,15 @@ class Settings:
             "lake_root": str(self.home / "lake"),
             "duckdb_path": str(self.home / "warehouse" / "fraud.duckdb"),
             "roles_file": str(self.home / "governance" / "roles.json"),
+            "audit_dir": str(self.home / "logs" / "audit"),
         }
         for name, value in defaults.items():
             if not getattr(self, name):
                 object.__setattr__(self, name, value)
+        if not self.audit_anchor:  # beside the log's folder, not in it: a cut folder keeps it
+            object.__setattr__(
+                self, "audit_anchor", str(Path(self.audit_dir).parent / "audit-anchor.json")
+            )
         if self.warehouse_backend not in ("duckdb", "snowflake"):
             raise ValueError(
                 f"FRAUD_WAREHOUSE_BACKEND={self.warehouse_backend!r} is unknown; "
@@ -103,4 +110,6 @@ class Settings:
             flink_checkpoint_interval=_env("FRAUD_FLINK_CHECKPOINT_INTERVAL", "60s"),
             label_delay_days=_env_int("FRAUD_LABEL_DELAY_DAYS", 7),
             roles_file=_env("FRAUD_ROLES_FILE", ""),
+            audit_dir=_env("FRAUD_AUDIT_DIR", ""),
+            audit_anchor=_env("FRAUD_AUDIT_ANCHOR", ""),
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pyarrow.fs import FileSelector, FileType
 
+from fraud_platform.governance import audit, audit_files
 from fraud_platform.lake import (
     DEAD_LETTERS_PATH,
     LABELS,
@@ -143,10 +144,12 @@ def plan_cleanup(lake, today: date | None = None, logs_dir: Path | None = None) 
                 ]
     if logs_dir is not None and logs_dir.exists():
         cutoff = datetime.now(UTC) - timedelta(days=LOGS_DAYS)
+        anchor = audit.anchor_path()  # rewritten by every entry, and never expired
         for log in sorted(logs_dir.rglob("*")):
             written = datetime.fromtimestamp(log.stat().st_mtime, UTC)
-            if log.is_file() and written < cutoff:
-                plan.append(Expired(str(log), "logs", written.date(), "delete"))
+            if log.is_file() and written < cutoff and log != anchor:
+                kind = "audit" if log in audit_files.segments(audit.audit_dir()) else "logs"
+                plan.append(Expired(str(log), kind, written.date(), "delete"))
     return plan
 
 
@@ -154,7 +157,9 @@ def apply_cleanup(lake, plan: list[Expired]) -> None:
     """Carry out a plan from `plan_cleanup`."""
     filesystem, base = lake.filesystem()
     for item in plan:
-        if item.kind == "logs":
+        if item.kind == "audit":  # oldest first (the plan is sorted): the chain stays whole
+            audit.retire(Path(item.path))
+        elif item.kind == "logs":
             Path(item.path).unlink(missing_ok=True)
         elif item.action == "delete":
             filesystem.delete_dir(f"{base}/{item.path}")

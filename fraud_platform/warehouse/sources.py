@@ -160,3 +160,12 @@ def audit_rows(entries: Iterable[dict]) -> pa.Table | None:
         for entry in entries
     ]
     return pa.Table.from_pylist(rows).select(AUDIT_LOG.column_names) if rows else None
+
+
+def audit_head(connection) -> tuple[int, str] | None:
+    """The newest audit entry the warehouse holds (seq, hash): the log's second anchor, kept
+    in another store with other permissions, so a log cut past it is found (audit.verify)."""
+    cursor = connection.cursor()
+    cursor.execute(f"SELECT seq, hash FROM {AUDIT_LOG.name} ORDER BY seq DESC LIMIT 1")
+    row = cursor.fetchone()
+    return None if row is None else (int(row[0]), str(row[1]))

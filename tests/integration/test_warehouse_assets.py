@@ -140,6 +140,7 @@ def test_the_audit_log_is_searchable_in_the_warehouse_and_a_tampered_one_is_refu
 ):
     from assets.governance import audit_log
     from fraud_platform.governance import audit
+    from fraud_platform.warehouse.sources import audit_head
 
     # Not necessarily entry 0: the fakesnow fixture's first connection may be audited first.
     promoted = audit.record("model.promote", "2026-11-29-a", {"reason": "gate passed"})["seq"]
@@ -151,6 +152,8 @@ def test_the_audit_log_is_searchable_in_the_warehouse_and_a_tampered_one_is_refu
     loaded = query(warehouse, "SELECT seq, action, hash FROM audit_log ORDER BY seq")
     assert loaded == [(e["seq"], e["action"], e["hash"]) for e in written[: len(loaded)]]
     assert ("model.promote",) in query(warehouse, "SELECT action FROM audit_log")
+    with warehouse.connect() as connection:  # the log's second anchor: its newest entry here
+        assert audit_head(connection) == loaded[-1][::2]
 
     (segment,) = governance.glob("audit-*.jsonl")
     segment.write_text(segment.read_text().replace("gate passed", "gate skipped"))

@@ -4,6 +4,9 @@ altered, removed, reordered or forged; concurrent writers keep one chain."""
 import itertools
 import json
 import multiprocessing
+import os
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -157,3 +160,147 @@ def test_an_unset_key_is_generated_once_owner_only(tmp_path, monkeypatch):
     assert stored.stat().st_mode & 0o777 == 0o600
     monkeypatch.setenv("FRAUD_AUDIT_KEY", "from-the-environment")
     assert signing_key("FRAUD_AUDIT_KEY", settings) == b"from-the-environment"
+
+
+def day_file(directory):
+    (segment,) = directory.glob("audit-*.jsonl")
+    return segment
+
+
+def truncated(entries):
+    return entries[:3]
+
+
+def head_deleted(entries):
+    return entries[2:]
+
+
+@pytest.mark.parametrize(
+    ("cut", "expected"),
+    [
+        (truncated, "the log ends at entry 2, but its anchor holds entries up to 4"),
+        (head_deleted, "the log starts at entry 2, but its anchor starts it at entry 0"),
+        (lambda entries: [], "the log is empty, but its anchor holds entries 0 to 4"),
+    ],
+    ids=["last entries cut", "first entries deleted", "file emptied"],
+)
+def test_a_log_cut_at_either_end_is_detected(governance, cut, expected):
+    write_entries()
+    rewrite(governance, cut)
+    result = audit.verify()
+    assert not result.ok
+    assert expected in result.problem
+
+
+def test_a_day_file_renamed_is_detected(governance):
+    write_entries()
+    segment = day_file(governance)
+    segment.rename(governance / "audit-2020-01-01.jsonl")
+    assert "the day file was renamed" in audit.verify().problem
+    (governance / "audit-2020-01-01.jsonl").rename(governance / "kept.jsonl.bak")  # out of sight
+    assert "the log is empty" in audit.verify().problem
+
+
+def test_a_cut_stays_reported_after_later_entries_until_an_architect_reanchors(governance):
+    from click.testing import CliRunner
+
+    from fraud_platform.cli import main
+
+    write_entries()
+    rewrite(governance, truncated)
+    audit.record("data.read", "after the cut")  # the next writer finds the cut, then goes on
+    assert "the last 2 were cut" in audit.verify().problem
+    assert [e["action"] for e in audit.entries()][-2:] == ["audit.cut", "data.read"]
+    outcome = CliRunner().invoke(main, ["audit", "anchor"])
+    assert outcome.exit_code == 1 and "cut found" in outcome.output
+
+    assert CliRunner().invoke(main, ["audit", "anchor", "--reset"]).exit_code == 0
+    assert audit.verify().ok
+    reset = next(e for e in audit.entries() if e["action"] == "audit.anchor_reset")
+    assert "the last 2 were cut" in reset["details"]["cuts_forgotten"][0]
+
+
+def test_an_altered_or_removed_anchor_is_detected(governance):
+    write_entries()
+    anchor = audit.anchor_path()
+    stored = json.loads(anchor.read_text())
+    anchor.write_text(json.dumps({**stored, "head_seq": 2}))  # to fit a cut log
+    assert "its MAC does not match" in audit.verify().problem
+    anchor.unlink()
+    assert "is missing" in audit.verify().problem
+
+
+def test_an_older_anchor_put_back_is_caught_by_the_warehouse_head(governance):
+    write_entries()
+    older = audit.anchor_path().read_text()
+    newest = audit.record("model.promote", "v2")  # loaded into the warehouse, then cut
+    segment = day_file(governance)
+    segment.write_text("".join(segment.read_text().splitlines(keepends=True)[:5]))
+    audit.anchor_path().write_text(older)
+    assert audit.verify().ok  # the file alone cannot tell
+    result = audit.verify(heads={"warehouse": (newest["seq"], newest["hash"])})
+    assert "the warehouse holds entries up to 5: the log was cut" in result.problem
+
+
+def test_a_torn_last_line_is_set_aside_and_no_command_fails(governance):
+    from click.testing import CliRunner
+
+    from fraud_platform.cli import main
+
+    write_entries()
+    torn = b'{"action": "data.read", "seq": 5, "tar'
+    with day_file(governance).open("ab") as f:
+        f.write(torn)
+    result = audit.verify()
+    assert result.ok and result.entries == 5 and "torn write" in result.notes[0]
+
+    for command in (["rbac", "roles"], ["audit", "verify"]):
+        outcome = CliRunner().invoke(main, command)
+        assert outcome.exit_code == 0, outcome.output
+    assert "torn line(s) set aside" in outcome.output
+    (kept,) = (governance / "torn").glob("*.partial")
+    assert kept.read_bytes() == torn
+    aside = next(e for e in audit.entries() if e["action"] == "audit.torn_write")
+    assert aside["seq"] == 5 and aside["details"]["bytes"] == len(torn)
+    assert audit.verify().ok
+
+
+class LongAgo(datetime):
+    """The clock of a day whose file the retention policy has come for."""
+
+    @classmethod
+    def now(cls, tz=None):
+        return datetime(2020, 1, 1, 12, tzinfo=UTC)
+
+
+def test_retention_retires_the_oldest_day_file_and_the_shorter_chain_verifies(
+    governance, tmp_path, monkeypatch
+):
+    from fraud_platform.governance.retention import apply_cleanup, plan_cleanup
+    from fraud_platform.resources import LakeResource
+
+    with monkeypatch.context() as clock:
+        clock.setattr(audit, "datetime", LongAgo)
+        write_entries(3)
+    write_entries(2)
+    oldest = governance / "audit-2020-01-01.jsonl"
+    with pytest.raises(ValueError, match="oldest first"):
+        audit.retire(max(governance.glob("audit-*.jsonl")))
+
+    os.utime(oldest, (0, 0))
+    plan = plan_cleanup(LakeResource(root=str(tmp_path / "lake")), logs_dir=tmp_path)
+    assert [(Path(item.path), item.kind) for item in plan] == [(oldest, "audit")]
+    apply_cleanup(LakeResource(root=str(tmp_path / "lake")), plan)
+    assert not oldest.exists()
+    result = audit.verify()
+    assert result.ok and result.entries == 3  # two of today's, and the retirement's own
+    assert audit.anchor().base_seq == 3
+
+
+def test_a_day_file_deleted_without_retention_is_detected(governance, monkeypatch):
+    with monkeypatch.context() as clock:
+        clock.setattr(audit, "datetime", LongAgo)
+        write_entries(3)
+    write_entries(2)
+    (governance / "audit-2020-01-01.jsonl").unlink()
+    assert "its first entries were removed" in audit.verify().problem
