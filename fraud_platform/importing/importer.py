@@ -83,7 +83,9 @@ def read_source(path: Path) -> pa.Table:
 
 
 def _column(source: pa.Table, rule: dict[str, Any], field: str) -> pa.Array:
-    name = rule["column"]
+    name = rule.get("column") if isinstance(rule, dict) else None
+    if name is None:
+        raise ImportError_(f"the mapping of {field} names no source column ({{column: NAME}})")
     if name not in source.column_names:
         raise ImportError_(
             f"source has no column {name!r} (mapped to {field}); it has {source.column_names}"

@@ -126,6 +126,47 @@ transaction:
     assert "4111" not in str(raw.to_pylist())
 
 
+def test_a_card_number_in_any_column_is_dead_lettered_masked(tmp_path):
+    csv = tmp_path / "bank.csv"
+    pan = "4111111111111111"
+    pacsv.write_csv(
+        pa.table(
+            {
+                "id": ["1", f"tx-{pan}", "3"],
+                "client": ["c1", "c2", pan],
+                "shop": ["s1", "s1", "s2"],
+                "value": [10.5, 99.0, 5.0],
+                "ccy": ["EUR", "EUR", "EUR"],
+                "at": ["2024-12-12 10:30:45", "2024-12-12 11:00:00", "2024-12-12 11:00:01"],
+            }
+        ),
+        csv,
+    )
+    mapping = tmp_path / "bank.yaml"
+    mapping.write_text(
+        """
+name: bank
+transaction:
+  transaction_id: {column: id}
+  user_id: {column: client}
+  merchant_id: {column: shop}
+  amount: {column: value}
+  currency: {column: ccy}
+  timestamp: {column: at}
+"""
+    )
+    lake = tmp_path / "lake"
+    rows, _, rejected = import_to_lake(
+        LakeResource(root=str(lake)), csv, Mapping.load(str(mapping))
+    )
+    assert (rows, rejected) == (1, 2)
+    letters = read(lake, "dead_letters/dlq-schema-errors").sort_by("transaction_id")
+    assert letters["reason"].to_pylist() == ["card_number_in_field"] * 2
+    assert letters["transaction_id"].to_pylist() == ["3", f"tx-{'*' * 12}1111"]
+    assert all(pan.encode() not in value for value in letters["original_value"].to_pylist())
+    assert pan not in str(read(lake, "raw/transactions").to_pylist())
+
+
 def test_mapping_errors_name_the_field_or_column(tmp_path):
     with pytest.raises(ImportError_, match=r"no mapping 'nope'.*handbook"):
         Mapping.load("nope")
@@ -136,3 +177,12 @@ def test_mapping_errors_name_the_field_or_column(tmp_path):
     bad.write_text("name: bad\ntransaction:\n  transaction_id: {column: a}\n")
     with pytest.raises(ImportError_, match="does not map the required field 'user_id'"):
         Mapping.load(str(bad))
+    csv = tmp_path / "one.csv"
+    pacsv.write_csv(pa.table({"a": ["1"], "u": ["c1"]}), csv)
+    bad.write_text(
+        "name: bad\ntransaction:\n  transaction_id: {column: a}\n  user_id: {column: u}\n"
+        "  merchant_id: {value: m1}\n  amount: {column: a}\n  currency: {column: a}\n"
+        "  timestamp: {column: a}\n"
+    )
+    with pytest.raises(ImportError_, match="the mapping of merchant_id names no source column"):
+        import_to_lake(LakeResource(root=str(tmp_path / "lake")), csv, Mapping.load(str(bad)))
