@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from pyarrow.fs import FileType
 
 from fraud_platform.governance import audit
+from fraud_platform.governance.erasure_files import every_database, user_keys
 from fraud_platform.governance.secrets import signing_key
 from fraud_platform.lake import (
     PROCESSED_TRANSACTIONS_PATH,
@@ -50,6 +51,7 @@ from fraud_platform.lake import (
 from fraud_platform.warehouse.schema import create_tables
 
 DEADLINE_DAYS = 30
+RECORDS = "governance/erasure_"  # the requests file and the progress records
 REQUESTS = "governance/erasure_requests.json"
 KEY_ENV = "FRAUD_PSEUDONYM_KEY"
 
@@ -128,21 +130,31 @@ def _avro_string(text: str) -> bytes:
     return bytes(out) + data
 
 
+def _false(rows: int) -> pa.Array:
+    return pa.array([False] * rows, pa.bool_())  # typed: an empty list alone is null-typed
+
+
+def _hits(found) -> pa.Array:
+    """A comparison's result as a boolean mask; a null-typed column compares to nulls."""
+    return _false(len(found)) if pa.types.is_null(found.type) else pc.fill_null(found, False)
+
+
 def _rows_of(table: pa.Table, user_id: str, transactions: pa.Array) -> pa.Array:
-    """A mask of the rows that belong to the user."""
-    mask = pa.array([False] * table.num_rows)
-    names = table.column_names
-    if "user_id" in names:
-        mask = pc.or_(mask, pc.fill_null(pc.equal(table["user_id"], user_id), False))
-    if "transaction_id" in names and len(transactions):
-        mask = pc.or_(mask, pc.fill_null(pc.is_in(table["transaction_id"], transactions), False))
-    if "original_key" in names:
+    """A mask of the rows that belong to the user. Empty files and all-null columns (a
+    warehouse export of a table with no rows is null-typed) match nothing."""
+    mask = _false(table.num_rows)
+    names, typed = table.column_names, lambda n: not pa.types.is_null(table[n].type)
+    if "user_id" in names and typed("user_id"):
+        mask = pc.or_(mask, _hits(pc.equal(table["user_id"], user_id)))
+    if "transaction_id" in names and typed("transaction_id") and len(transactions):
+        mask = pc.or_(mask, _hits(pc.is_in(table["transaction_id"], transactions)))
+    if "original_key" in names and typed("original_key"):
         key = pc.equal(table["original_key"], pa.scalar(user_id.encode(), pa.binary()))
-        mask = pc.or_(mask, pc.fill_null(key, False))
-    if "original_value" in names:
+        mask = pc.or_(mask, _hits(key))
+    if "original_value" in names and typed("original_value"):
         encoded = _avro_string(user_id)
         inside = [v is not None and encoded in v for v in table["original_value"].to_pylist()]
-        mask = pc.or_(mask, pa.array(inside))
+        mask = pc.or_(mask, pa.array(inside, pa.bool_()))
     return mask
 
 
@@ -172,6 +184,8 @@ def scan_lake(lake, user_id: str, transactions: pa.Array, erase: bool,
     filesystem, _ = lake.filesystem()
     footprint, word, alias = Footprint(), _word(user_id), pseudonym(user_id)
     for path, inside in track(lake_files(lake), "lake files"):
+        if inside.startswith(RECORDS):
+            continue  # the erasure's own records: the request keeps the id until verified
         layer = "lake:" + "/".join(inside.split("/")[:2])
         if path.endswith(".parquet"):
             table = pq.read_table(path, filesystem=filesystem)
@@ -194,13 +208,14 @@ def scan_lake(lake, user_id: str, transactions: pa.Array, erase: bool,
     return footprint
 
 
-def scan_redis(client, user_id: str, erase: bool, prefix: str = "") -> Footprint:
-    pattern = prefix + "user:" + re.sub(r"([*?\[\]])", r"\\\1", user_id) + ":*"
-    keys = list(client.scan_iter(match=pattern, count=1000))
-    if keys and erase:
-        client.delete(*keys)
+def scan_redis(client, user_id: str, erase: bool) -> Footprint:
+    """The user's keys in every database of the server; with `erase`, deleted."""
     footprint = Footprint()
-    footprint.add("redis", len(keys))
+    for db in every_database(client):
+        keys = user_keys(db, user_id)
+        if keys and erase:
+            db.delete(*keys)
+        footprint.add("redis", len(keys))
     return footprint
 
 
@@ -225,56 +240,58 @@ def scan_warehouse(warehouse, user_id: str, erase: bool) -> Footprint:
     return footprint
 
 
-def _sweep(lake, redis_client, warehouse, user_id: str, transactions: pa.Array,
-           redis_prefix: str, erase: bool, track) -> Footprint:  # fmt: skip
-    """Every store's footprint of the user, erased on the way with `erase`."""
+def find_traces(lake, redis_client, warehouse, user_id: str, transactions=None,
+                track=untracked, settings=None, dagster_home=None) -> Footprint:  # fmt: skip
+    """Everything of the user any store still holds (empty: forgotten): the queries' rows and
+    keys, and every place the id survives as bytes (governance/erasure_verify.py)."""
+    from fraud_platform.config import Settings
+    from fraud_platform.governance.erasure_verify import byte_places
+
+    settings = settings or Settings.from_env()
+    dagster_home = dagster_home or settings.home / "dagster"
+    transactions = user_transactions(lake, user_id) if transactions is None else transactions
     found = Footprint()
-    for part in (scan_lake(lake, user_id, transactions, erase, track),
-                 scan_redis(redis_client, user_id, erase, redis_prefix),
-                 scan_warehouse(warehouse, user_id, erase)):  # fmt: skip
+    for part in (scan_lake(lake, user_id, transactions, False, track),
+                 scan_redis(redis_client, user_id, False),
+                 scan_warehouse(warehouse, user_id, False)):  # fmt: skip
         for store, count in part.counts.items():
             found.add(store, count)
+    places = byte_places(lake, redis_client, warehouse, user_id, settings, dagster_home, track)
+    for store, count in places.items():
+        found.add(store, count)
     return found
 
 
-def find_traces(lake, redis_client, warehouse, user_id: str, transactions=None,
-                redis_prefix: str = "", track=untracked) -> Footprint:  # fmt: skip
-    """Everything of the user any store still holds (empty: forgotten)."""
-    transactions = user_transactions(lake, user_id) if transactions is None else transactions
-    return _sweep(lake, redis_client, warehouse, user_id, transactions, redis_prefix, False,
-                  track)  # fmt: skip
-
-
-# -- the erasure ---------------------------------------------------------------------------
-def erase(lake, redis_client, warehouse, request_id: str, redis_prefix: str = "",
-          track=untracked) -> dict:  # fmt: skip
-    """Carry out a pending request in every store, then verify; returns the request."""
-    from fraud_platform.governance.rbac import Right, require
-
+# -- the requests' lifecycle -----------------------------------------------------------------
+def pending(lake, request_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every request and the one to carry out; refused if unknown or done already."""
     everything = _load(lake)
     request = next((r for r in everything if r["request_id"] == request_id), None)
     if request is None:
         raise ErasureError(f"no erasure request {request_id!r} (see `fraud-platform gdpr status`)")
     if "user_id" not in request:
         raise ErasureError(f"request {request_id} was carried out already ({request['status']})")
-    actor = require(Right.ERASE_USER_DATA, "gdpr.erase", request["pseudonym"])
-    user_id = request["user_id"]
-    transactions = user_transactions(lake, user_id)
-    erased = _sweep(lake, redis_client, warehouse, user_id, transactions, redis_prefix, True,
-                    track)  # fmt: skip
-    left = find_traces(lake, redis_client, warehouse, user_id, transactions, redis_prefix, track)
-    if left.total == 0:
+    return everything, request
+
+
+def conclude(lake, everything, request, erased: dict, left: dict) -> dict[str, Any]:
+    """The request's outcome saved: verified (the id dropped) or incomplete (kept to resume)."""
+    if not left:
         request.pop("user_id")
     request.update(
-        status="verified" if left.total == 0 else "incomplete",
+        status="verified" if not left else "incomplete",
         erased_at=datetime.now(UTC).isoformat(),
-        erased=erased.counts,
-        traces_left=left.counts,
+        erased=erased,
+        traces_left=left,
     )
     _save(lake, everything)
-    audit.record("gdpr.erase", request["pseudonym"],
-                 {"request_id": request_id, "erased": erased.counts, "traces_left": left.counts},
-                 actor=actor, outcome="ok" if left.total == 0 else "incomplete")  # fmt: skip
-    if left.total:
-        raise ErasureError(f"request {request_id}: traces left after erasure: {left.counts}")
     return request
+
+
+def erase(lake, redis_client, warehouse, request_id: str, track=untracked, settings=None,
+          dagster_home=None) -> dict:  # fmt: skip
+    """Carry out a request: plan, erase store by store (resuming a stopped run), verify.
+    See governance/erasure_plan.py."""
+    from fraud_platform.governance.erasure_plan import carry_out
+
+    return carry_out(lake, redis_client, warehouse, request_id, track, settings, dagster_home)
