@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from fraud_platform.config import Settings
-from fraud_platform.governance import audit, erasure_files, gdpr
+from fraud_platform.governance import audit, erasure_files, erasure_redis, gdpr
 from fraud_platform.lake import read_json, untracked, write_atomically
 
 PROGRESS = "governance/erasure_progress"
@@ -65,13 +65,13 @@ def _redis(scope: Scope, erase: bool) -> int:
 
 
 def _redis_files(scope: Scope, erase: bool) -> int:
-    return sum(erasure_files.rewrite_persistence(scope.redis).values()) if erase else 1
+    return sum(erasure_redis.rewrite_persistence(scope.redis).values()) if erase else 1
 
 
 def _redis_backups(scope: Scope, erase: bool) -> int:
     if erase:
-        return erasure_files.erase_redis_backups(scope.lake, scope.user_id)
-    return len(erasure_files.redis_backups_naming(scope.lake, scope.user_id))
+        return erasure_redis.erase_redis_backups(scope.lake, scope.user_id)
+    return len(erasure_redis.redis_backups_naming(scope.lake, scope.user_id))
 
 
 def _warehouse_file(scope: Scope, erase: bool) -> int:

@@ -19,11 +19,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fraud_platform.config import Settings
-from fraud_platform.governance.erasure_files import every_database, user_keys
+from fraud_platform.governance.erasure_redis import every_database, user_keys
+from fraud_platform.governance.erasure_stores import RECORDS
 from fraud_platform.governance.pan_scan import service_files
 from fraud_platform.lake import lake_files, untracked
-
-RECORDS = "governance/erasure_"  # gdpr.RECORDS (gdpr imports this module)
 
 
 def _column_hits(column: pa.ChunkedArray, user_id: str) -> int:
@@ -95,7 +94,7 @@ def disk_files(settings: Settings, warehouse, dagster_home: Path | None) -> list
         paths |= {p for p in folder.glob(Path(warehouse.duckdb_path).name + "*") if p.is_file()}
     if dagster_home is not None and dagster_home.is_dir():
         paths |= {p for p in dagster_home.rglob("*") if p.is_file()}
-    return sorted(paths)
+    return sorted(p for p in paths if RECORDS not in p.as_posix())  # a lake in that folder
 
 
 def byte_places(lake, redis_client, warehouse, user_id: str, settings: Settings,
