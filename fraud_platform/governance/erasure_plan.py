@@ -8,10 +8,11 @@ a rerun after the lake step could not find them again). A run that stops (a cras
 failing step) is run again with the same request: it keeps the plan and skips the steps
 done. Every step is audited with the pseudonym, a failing one with outcome `failed`.
 
-Flink's keyed state and its checkpoints are not rewritten here: the enrichment job's
-per-user history is pruned past its 30-day window, so a user's state is gone within the
-deadline; verification searches the checkpoint and savepoint bytes and reports them.
-Kafka topics holding personal data keep a record at most 30 days (topics.py).
+Not erased here: Flink's keyed state and its checkpoints. The enrichment job prunes a user's
+history only when that user has a new event and its state has no TTL, so an erased user's
+history stays in the job's state; verification searches the checkpoint and savepoint bytes
+and reports every file holding the id (see docs/operations.md, "Erasure"). Kafka topics
+holding personal data keep a record at most 30 days (topics.py).
 """
 
 from __future__ import annotations

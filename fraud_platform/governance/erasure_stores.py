@@ -32,6 +32,7 @@ from fraud_platform.lake import (
 from fraud_platform.warehouse.schema import create_tables
 
 RECORDS = "governance/erasure_"  # the requests file and the progress records
+ORIGINALS = "dead_letters/originals"  # the validator's oversized originals, whole
 
 
 @dataclass
@@ -49,7 +50,7 @@ class Footprint:
         return sum(self.counts.values())
 
 
-def _avro_string(text: str) -> bytes:
+def avro_string(text: str) -> bytes:
     """How Avro writes a string (zig-zag varint length, then UTF-8): what to look for in a
     dead letter's original record."""
     data = text.encode()
@@ -83,7 +84,7 @@ def _rows_of(table: pa.Table, user_id: str, transactions: pa.Array) -> pa.Array:
         key = pc.equal(table["original_key"], pa.scalar(user_id.encode(), pa.binary()))
         mask = pc.or_(mask, _hits(key))
     if "original_value" in names and typed("original_value"):
-        encoded = _avro_string(user_id)
+        encoded = avro_string(user_id)
         inside = [v is not None and encoded in v for v in table["original_value"].to_pylist()]
         mask = pc.or_(mask, pa.array(inside, pa.bool_()))
     return mask
@@ -109,6 +110,40 @@ def user_transactions(lake, user_id: str) -> pa.Array:
     return pc.unique(pa.concat_arrays(found)) if found else pa.array([], pa.string())
 
 
+def _parquet_file(filesystem, path: str, user_id: str, transactions, erase: bool) -> int:
+    """The user's rows of one file; with `erase`, the file rewritten without them."""
+    table = pq.read_table(path, filesystem=filesystem)
+    mask = _rows_of(table, user_id, transactions)
+    hits = pc.sum(mask).as_py() or 0
+    if hits and erase:
+        kept = table.filter(pc.invert(mask))
+        if kept.num_rows:
+            write_atomically(filesystem, path, parquet_bytes(kept))
+        else:
+            filesystem.delete_file(path)
+    return hits
+
+
+def _text_file(filesystem, path: str, word: re.Pattern, alias: str, erase: bool) -> int:
+    """Mentions of the user in a text file; with `erase`, replaced by the pseudonym."""
+    with filesystem.open_input_stream(path) as f:
+        text = f.read().decode(errors="replace")
+    hits = len(word.findall(text))
+    if hits and erase:
+        write_atomically(filesystem, path, word.sub(alias, text).encode())
+    return hits
+
+
+def _original_file(filesystem, path: str, user_id: str, erase: bool) -> int:
+    """An oversized dead letter's original kept whole: deleted if it names the user (its
+    dead letter, which names the user too, goes with the Parquet rows)."""
+    with filesystem.open_input_stream(path) as f:
+        hits = int(user_id.encode() in f.read())
+    if hits and erase:
+        filesystem.delete_file(path)
+    return hits
+
+
 def scan_lake(lake, user_id: str, transactions: pa.Array, erase: bool,
               track=untracked) -> Footprint:  # fmt: skip
     """The user's rows and mentions in every lake file; with `erase`, rewritten without them."""
@@ -121,23 +156,11 @@ def scan_lake(lake, user_id: str, transactions: pa.Array, erase: bool,
             continue  # the erasure's own records: the request keeps the id until verified
         layer = "lake:" + "/".join(inside.split("/")[:2])
         if path.endswith(".parquet"):
-            table = pq.read_table(path, filesystem=filesystem)
-            mask = _rows_of(table, user_id, transactions)
-            hits = pc.sum(mask).as_py() or 0
-            footprint.add(layer, hits)
-            if hits and erase:
-                kept = table.filter(pc.invert(mask))
-                if kept.num_rows:
-                    write_atomically(filesystem, path, parquet_bytes(kept))
-                else:
-                    filesystem.delete_file(path)
+            footprint.add(layer, _parquet_file(filesystem, path, user_id, transactions, erase))
         elif path.endswith(TEXT_SUFFIXES):
-            with filesystem.open_input_stream(path) as f:
-                text = f.read().decode(errors="replace")
-            hits = len(word.findall(text))
-            footprint.add(layer, hits)
-            if hits and erase:
-                write_atomically(filesystem, path, word.sub(alias, text).encode())
+            footprint.add(layer, _text_file(filesystem, path, word, alias, erase))
+        elif inside.startswith(ORIGINALS):
+            footprint.add(layer, _original_file(filesystem, path, user_id, erase))
     return footprint
 
 

@@ -1,7 +1,9 @@
 """The right to be forgotten, across every store: a user found in Redis, each lake layer
 (raw, labels, predictions, processed, features, training sets, dead letters, reference,
-reports) and the warehouse is erased by the Dagster job and by the CLI, verified gone, and
-nobody else's data changes; the audit log and the request keep only a pseudonym."""
+reports, backups) and the warehouse is erased by the Dagster job and by the CLI, verified
+gone (by query and as bytes), and nobody else's data changes; the audit log and the request
+keep only a pseudonym. An erasure is planned, then done step by step, and resumes where a
+run stopped."""
 
 import json
 from datetime import UTC, date, datetime
@@ -21,6 +23,7 @@ from assets.training import training_set
 from fraud_platform.cli import main
 from fraud_platform.contracts import TRANSACTION
 from fraud_platform.governance import audit, erasure_plan, gdpr, pan_scan
+from fraud_platform.governance.erasure_stores import avro_string
 from fraud_platform.lake import (
     DEAD_LETTERS_SCHEMA,
     PREDICTIONS,
@@ -281,6 +284,9 @@ def test_the_erasure_reaches_every_copy_and_verify_reads_bytes(stores, governanc
     other_db.set(f"user:{user_id}:note", "x")
     other_db.set("user:somebody:note", "kept")
     snapshot_redis(client, lake)
+    filesystem, base = lake.filesystem()
+    original = f"{base}/dead_letters/originals/{len(user_id):064d}.bin"  # an oversized record
+    write_atomically(filesystem, original, b"\x02" + avro_string(user_id) + b"\x00" * 64)
     with warehouse.connect() as connection:
         export_warehouse(connection, lake, datetime(2025, 6, 6, tzinfo=UTC))
     home = tmp_path / "dagster"
@@ -295,6 +301,7 @@ def test_the_erasure_reaches_every_copy_and_verify_reads_bytes(stores, governanc
     assert any(p.startswith("lake:backups/warehouse") for p in found)
     assert any(p.startswith(f"files:{home}") for p in found)  # Dagster's event log
     assert f"files:{warehouse.duckdb_path}" in found
+    assert "lake:dead_letters/originals" in found
 
     request = gdpr.receive(lake, user_id)
     done = gdpr.erase(lake, client, warehouse, request["request_id"], dagster_home=home)
@@ -304,4 +311,5 @@ def test_the_erasure_reaches_every_copy_and_verify_reads_bytes(stores, governanc
     assert all(user_id.encode() not in p.read_bytes() for p in home.rglob("*") if p.is_file())
     rdb = next(Path(lake.root).glob("backups/redis/*.rdb")).read_bytes()
     assert user_id.encode() not in rdb and b"user:somebody:note" in rdb
+    assert not filesystem.get_file_info(original).is_file
     other_db.delete("user:somebody:note")
