@@ -16,7 +16,8 @@ from pathlib import Path
 
 def compact_duckdb(path: str) -> int:
     """The DuckDB file rebuilt by copying every table into a new file, swapped in atomically:
-    deleted rows' bytes stay in a DuckDB file's free blocks until then."""
+    deleted rows' bytes stay in a DuckDB file's free blocks until then. A process holding the
+    old file open keeps writing to it, so run the erasure while the warehouse loads are idle."""
     import duckdb
 
     source = Path(path)
@@ -31,6 +32,8 @@ def compact_duckdb(path: str) -> int:
         connection.execute("DETACH fresh")
         connection.execute("DETACH old")
     os.replace(fresh, source)
+    # The copy read the old write-ahead log too; left beside the new file it would be replayed.
+    source.with_name(source.name + ".wal").unlink(missing_ok=True)
     return 1
 
 

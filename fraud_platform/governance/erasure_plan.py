@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from fraud_platform.config import Settings
 from fraud_platform.governance import audit, erasure_files, erasure_redis, gdpr
+from fraud_platform.governance.erasure_verify import byte_places
 from fraud_platform.lake import read_json, untracked, write_atomically
 
 PROGRESS = "governance/erasure_progress"
@@ -42,6 +43,7 @@ class Scope:
     user_id: str
     transactions: pa.Array
     dagster_home: Path
+    settings: Settings
     track: Callable = untracked
 
     @property
@@ -116,11 +118,30 @@ def save_progress(lake, progress: dict[str, Any]) -> None:
 
 
 def plan(scope: Scope, request: dict[str, Any]) -> dict[str, Any]:
-    """Every place holding the user, counted per step; nothing is changed."""
+    """Every place holding the user: counted per step, and each file (or Redis database)
+    the id's bytes are in; nothing is changed."""
     planned = {name: step(scope, False) for name, step in STEPS.items()}
+    places = byte_places(scope.lake, scope.redis, scope.warehouse, scope.user_id,
+                         scope.settings, scope.dagster_home, scope.track)  # fmt: skip
     return {"request_id": request["request_id"], "pseudonym": request["pseudonym"],
-            "planned": planned, "done": {},
+            "planned": planned, "places": places, "done": {},
             "transactions": scope.transactions.to_pylist()}  # fmt: skip
+
+
+def _planned(scope: Scope, request: dict[str, Any], actor) -> dict[str, Any]:
+    """The plan made, saved and audited (a plan that fails is audited as failed)."""
+    details = {"request_id": request["request_id"]}
+    try:
+        progress = plan(scope, request)
+    except Exception as error:
+        failed = {**details, "error": type(error).__name__}
+        audit.record("gdpr.erase.plan", request["pseudonym"], failed, actor=actor, outcome="failed")
+        raise
+    save_progress(scope.lake, progress)
+    audit.record("gdpr.erase.plan", request["pseudonym"],
+                 {**details, "planned": progress["planned"], "places": len(progress["places"])},
+                 actor=actor)  # fmt: skip
+    return progress
 
 
 def _run_step(scope: Scope, progress: dict[str, Any], name: str, actor) -> None:
@@ -131,8 +152,8 @@ def _run_step(scope: Scope, progress: dict[str, Any], name: str, actor) -> None:
         audit.record("gdpr.erase.step", target, {**details, "error": type(error).__name__},
                      actor=actor, outcome="failed")  # fmt: skip
         raise gdpr.ErasureError(
-            f"request {progress['request_id']}: step {name} failed ({error}); "
-            "run the erasure again to resume"
+            f"request {progress['request_id']}: step {name} failed ({error}); resume with "
+            f"`fraud-platform gdpr erase --request {progress['request_id']}`"
         ) from error
     progress["done"][name] = count
     save_progress(scope.lake, progress)
@@ -158,12 +179,10 @@ def carry_out(
     user_id, progress = request["user_id"], load_progress(lake, request_id)
     transactions = (gdpr.user_transactions(lake, user_id) if progress is None
                     else pa.array(progress["transactions"], pa.string()))  # fmt: skip
-    scope = Scope(lake, redis_client, warehouse, user_id, transactions, dagster_home, track)
+    scope = Scope(lake, redis_client, warehouse, user_id, transactions, dagster_home, settings,
+                  track)  # fmt: skip
     if progress is None:
-        progress = plan(scope, request)
-        save_progress(lake, progress)
-        planned = {"request_id": request_id, "planned": progress["planned"]}
-        audit.record("gdpr.erase.plan", request["pseudonym"], planned, actor=actor)
+        progress = _planned(scope, request, actor)
     for name in STEPS:
         if name not in progress["done"]:
             _run_step(scope, progress, name, actor)

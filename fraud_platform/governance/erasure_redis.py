@@ -74,6 +74,9 @@ def rewrite_persistence(client, timeout: float = TIMEOUT) -> dict[str, int]:
     deadline: a deleted key survives in both files until then."""
     info = client.info("persistence")
     if info.get("aof_enabled"):
+        if info["aof_rewrite_in_progress"]:  # began before the deletion, and refuses another
+            _wait(client, "aof_rewrites", "aof_rewrite_in_progress", info["aof_rewrites"], timeout)
+            info = client.info("persistence")
         client.bgrewriteaof()
         _wait(client, "aof_rewrites", "aof_rewrite_in_progress", info["aof_rewrites"], timeout)
         info = client.info("persistence")

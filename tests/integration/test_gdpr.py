@@ -248,6 +248,8 @@ def test_an_interrupted_erasure_resumes_where_it_stopped(stores, governance, mon
         gdpr.erase(lake, client, warehouse, request["request_id"], dagster_home=tmp_path)
     progress = erasure_plan.load_progress(lake, request["request_id"])
     assert set(progress["planned"]) == set(erasure_plan.STEPS)
+    assert any(p.startswith("lake-bytes:raw/transactions/") for p in progress["places"])
+    assert user_id not in json.dumps(progress)  # the pseudonym and transaction ids only
     assert list(progress["done"]) == ["lake", "lake_redis_backups", "redis", "redis_files",
                                       "warehouse"]  # fmt: skip
     steps = [e for e in audit.entries() if e["action"] == "gdpr.erase.step"]
