@@ -946,7 +946,7 @@ def request(user_id: str) -> None:
 @click.option("--user", "user_id", default=None, help="Receive and erase this user now.")
 @click.option("--request", "request_id", default=None, help="Erase a received request.")
 def erase(user_id: str | None, request_id: str | None) -> None:
-    """Erase a user from Redis, every lake layer and the warehouse, then verify."""
+    """Plan, then erase a user store by store (a stopped run resumes), then verify."""
     from fraud_platform.governance import gdpr as forgetting
 
     if (user_id is None) == (request_id is None):
@@ -967,7 +967,8 @@ def erase(user_id: str | None, request_id: str | None) -> None:
 @gdpr.command(name="verify")
 @click.option("--user", "user_id", required=True)
 def gdpr_verify(user_id: str) -> None:
-    """Search every store for the user; exit 1 if anything is found."""
+    """Search every store for the user, by query and as bytes in every file; list every
+    place a trace survived and exit 1 if there is any."""
     _require("read_raw", "gdpr.verify", "a user's data")
     from fraud_platform.governance import gdpr as forgetting
 
@@ -975,7 +976,10 @@ def gdpr_verify(user_id: str) -> None:
     if found.total:
         Console().print(_footprint_table("traces found", found.counts))
         sys.exit(1)
-    console.print("no trace in Redis, the lake or the warehouse")
+    console.print(
+        "no trace in the lake (every file), Redis (every database and its files), the "
+        "warehouse (rows and file), Dagster's storage, Flink's checkpoints or the logs"
+    )
 
 
 @gdpr.command(name="status")

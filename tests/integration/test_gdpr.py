@@ -1,10 +1,12 @@
 """The right to be forgotten, across every store: a user found in Redis, each lake layer
 (raw, labels, predictions, processed, features, training sets, dead letters, reference,
-reports) and the warehouse is erased by the Dagster job and by the CLI, verified gone, and
-nobody else's data changes; the audit log and the request keep only a pseudonym."""
+reports, backups) and the warehouse is erased by the Dagster job and by the CLI, verified
+gone (by query and as bytes), and nobody else's data changes; the audit log and the request
+keep only a pseudonym. An erasure is planned, then done step by step, and resumes where a
+run stopped."""
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -20,7 +22,8 @@ from assets.raw import raw_labels, raw_transactions
 from assets.training import training_set
 from fraud_platform.cli import main
 from fraud_platform.contracts import TRANSACTION
-from fraud_platform.governance import audit, gdpr
+from fraud_platform.governance import audit, erasure_plan, gdpr, pan_scan
+from fraud_platform.governance.erasure_stores import avro_string
 from fraud_platform.lake import (
     DEAD_LETTERS_SCHEMA,
     PREDICTIONS,
@@ -30,6 +33,7 @@ from fraud_platform.lake import (
     parquet_bytes,
     write_atomically,
 )
+from fraud_platform.recovery.backups import export_warehouse, snapshot_redis
 from fraud_platform.resources import (
     FeaturesResource,
     LakeResource,
@@ -154,7 +158,7 @@ def test_the_dagster_job_forgets_a_user_in_every_store(stores, governance):
     user_id = victim_on(lake, DAYS[1])
     plant(stores, user_id)
     found = gdpr.find_traces(lake, stores["redis"].client(), stores["warehouse"], user_id)
-    assert set(found.counts) == LAYERS  # the user is everywhere before
+    assert set(found.counts) >= LAYERS  # the user is everywhere before (and in files)
     before_others = others(lake, user_id)
 
     request = gdpr.receive(lake, user_id)
@@ -185,6 +189,17 @@ def test_the_cli_forgets_a_user_and_verifies_it(stores, governance, monkeypatch)
     assert_forgotten(stores, user_id, before_others, governance)
 
 
+def test_a_denied_erasure_keeps_no_request(stores, monkeypatch):
+    """Refused before any request is kept: the clear id is written nowhere."""
+    monkeypatch.setenv("FRAUD_LAKE_ROOT", stores["lake"].root)
+    monkeypatch.setenv("FRAUD_ROLE", "analyst")
+    denied = CliRunner().invoke(main, ["gdpr", "erase", "--user", "user_denied_x"])
+    assert denied.exit_code != 0
+    filesystem, base = stores["lake"].filesystem()
+    requests = gdpr.read_json(filesystem, f"{base}/{gdpr.REQUESTS}") or []
+    assert all(r.get("user_id") != "user_denied_x" for r in requests)
+
+
 def test_an_analyst_may_not_erase(stores, monkeypatch):
     request = gdpr.receive(stores["lake"], "user_nobody")
     monkeypatch.setenv("FRAUD_ROLE", "analyst")
@@ -193,3 +208,110 @@ def test_an_analyst_may_not_erase(stores, monkeypatch):
     with pytest.raises(AccessDenied, match="erase_user_data"):
         gdpr.erase(stores["lake"], stores["redis"].client(), stores["warehouse"],
                    request["request_id"])  # fmt: skip
+
+
+def test_empty_and_null_typed_parquet_files_neither_crash_erase_nor_verify(stores, governance):
+    """The warehouse export of a table with no rows is a 0-row, null-typed Parquet file."""
+    lake = stores["lake"]
+    filesystem, base = lake.filesystem()
+    folder = f"{base}/backups/warehouse/20250606T000000Z"
+    filesystem.create_dir(folder, recursive=True)
+    empty = pa.table({"transaction_id": pa.nulls(0), "user_id": pa.nulls(0)})
+    nulls = pa.table({"transaction_id": pa.nulls(2), "user_id": pa.nulls(2)})
+    write_atomically(filesystem, f"{folder}/empty.parquet", parquet_bytes(empty))
+    write_atomically(filesystem, f"{folder}/nulls.parquet", parquet_bytes(nulls))
+    client, warehouse = stores["redis"].client(), stores["warehouse"]
+    assert gdpr.find_traces(lake, client, warehouse, "user_nobody_here").counts == {}
+    ids = pa.array(["t-none"])
+    assert gdpr.scan_lake(lake, "user_nobody_here", ids, erase=True).counts == {}
+
+
+class Interrupted(RuntimeError):
+    pass
+
+
+def test_an_interrupted_erasure_resumes_where_it_stopped(stores, governance, monkeypatch, tmp_path):
+    """A step that raises stops the run (audited as failed, the request kept); the rerun
+    finishes from that step, the steps done not run again."""
+    lake, client, warehouse = stores["lake"], stores["redis"].client(), stores["warehouse"]
+    user_id = victim_on(lake, DAYS[1])
+    plant(stores, user_id)
+    request = gdpr.receive(lake, user_id)
+
+    def broken(scope, erase):
+        if erase:
+            raise Interrupted("the machine went away")
+        return 1
+
+    monkeypatch.setitem(erasure_plan.STEPS, "warehouse_file", broken)
+    with pytest.raises(gdpr.ErasureError, match="warehouse_file"):
+        gdpr.erase(lake, client, warehouse, request["request_id"], dagster_home=tmp_path)
+    progress = erasure_plan.load_progress(lake, request["request_id"])
+    assert set(progress["planned"]) == set(erasure_plan.STEPS)
+    assert any(p.startswith("lake-bytes:raw/transactions/") for p in progress["places"])
+    assert user_id not in json.dumps(progress)  # the pseudonym and transaction ids only
+    assert list(progress["done"]) == ["lake", "lake_redis_backups", "redis", "redis_files",
+                                      "warehouse"]  # fmt: skip
+    steps = [e for e in audit.entries() if e["action"] == "gdpr.erase.step"]
+    assert steps[-1]["outcome"] == "failed" and steps[-1]["target"] == gdpr.pseudonym(user_id)
+    monkeypatch.undo()
+    monkeypatch.setenv("FRAUD_AUDIT_DIR", str(governance))
+    done = gdpr.erase(lake, client, warehouse, request["request_id"], dagster_home=tmp_path)
+    assert done["status"] == "verified"
+    ran = [e["details"]["step"] for e in audit.entries() if e["action"] == "gdpr.erase.step"]
+    assert ran.count("lake") == 1 and ran.count("warehouse_file") == 2  # failed, then done
+    assert ran[-2:] == ["warehouse_file", "dagster"]
+    assert all(user_id not in p.read_text() for p in governance.glob("audit-*.jsonl"))
+
+
+@dg.op
+def mention(context: dg.OpExecutionContext) -> None:
+    context.log.info(f"previewing {context.op_config}")
+
+
+@dg.job
+def previews() -> None:
+    """A run whose event log names the user, as a preview of a personal column would."""
+    mention()
+
+
+def test_the_erasure_reaches_every_copy_and_verify_reads_bytes(stores, governance, tmp_path):
+    """Redis snapshots and warehouse exports in the lake, keys in another Redis database,
+    the DuckDB file's bytes and Dagster's event log: verify finds the user in each, the
+    erasure removes every one, other users' keys stay in the snapshot."""
+    lake, client, warehouse = stores["lake"], stores["redis"].client(), stores["warehouse"]
+    user_id = victim_on(lake, DAYS[1])
+    plant(stores, user_id)
+    other_db = pan_scan.on_database(client, 13)
+    other_db.set(f"user:{user_id}:note", "x")
+    other_db.set("user:somebody:note", "kept")
+    snapshot_redis(client, lake)
+    filesystem, base = lake.filesystem()
+    original = f"{base}/dead_letters/originals/{len(user_id):064d}.bin"  # an oversized record
+    write_atomically(filesystem, original, b"\x02" + avro_string(user_id) + b"\x00" * 64)
+    with warehouse.connect() as connection:
+        export_warehouse(connection, lake, datetime(2025, 6, 6, tzinfo=UTC))
+    home = tmp_path / "dagster"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        previews.execute_in_process(
+            instance=instance, run_config={"ops": {"mention": {"config": user_id}}}
+        )
+    found = gdpr.find_traces(lake, client, warehouse, user_id, dagster_home=home).counts
+    assert "redis:db13" in found
+    assert any(p.startswith("lake-bytes:backups/redis/") for p in found)
+    assert any(p.startswith("lake:backups/warehouse") for p in found)
+    assert any(p.startswith(f"files:{home}") for p in found)  # Dagster's event log
+    assert f"files:{warehouse.duckdb_path}" in found
+    assert "lake:dead_letters/originals" in found
+
+    request = gdpr.receive(lake, user_id)
+    done = gdpr.erase(lake, client, warehouse, request["request_id"], dagster_home=home)
+    assert done["status"] == "verified"
+    assert gdpr.find_traces(lake, client, warehouse, user_id, dagster_home=home).counts == {}
+    assert user_id.encode() not in Path(warehouse.duckdb_path).read_bytes()
+    assert all(user_id.encode() not in p.read_bytes() for p in home.rglob("*") if p.is_file())
+    rdb = next(Path(lake.root).glob("backups/redis/*.rdb")).read_bytes()
+    assert user_id.encode() not in rdb and b"user:somebody:note" in rdb
+    assert not filesystem.get_file_info(original).is_file
+    other_db.delete("user:somebody:note")
