@@ -97,9 +97,10 @@ class ErasureConfig(dg.Config):
     request_id: str
 
 
-@dg.op(description="Erase a GDPR request's user: plan, then store by store (the lake with its "
-       "backups, Redis and its files, the warehouse and its file, Dagster's storage), resuming "
-       "a stopped run, then verify by query and by bytes that no store holds a trace.")  # fmt: skip
+@dg.op(description="Erase a GDPR request's user: plan, then store by store (the streaming "
+       "jobs' state, the lake with its backups, Redis and its files, the warehouse and its "
+       "file, Dagster's storage), resuming a stopped run, then verify by query and by "
+       "bytes that no store holds a trace.")  # fmt: skip
 def erase_user_data(
     context: dg.OpExecutionContext,
     config: ErasureConfig,

@@ -136,6 +136,15 @@ DLQ_PROCESSING_ERRORS = Topic(
     "Messages that failed downstream of validation.",
 )
 
+FRAUD_ERASURES = Topic(
+    "fraud-erasures",
+    "user_id",
+    PERSONAL_RETENTION_DAYS,
+    False,
+    "Erasure requests the streaming jobs act on: each drops the user's keyed state and the "
+    "user's transactions from the merchants' (governance/erasure_flink.py).",
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     TRANSACTIONS_INGEST,
     TRANSACTIONS_RAW,
@@ -148,6 +157,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     DLQ_DUPLICATES,
     DLQ_INCOMPLETE,
     DLQ_PROCESSING_ERRORS,
+    FRAUD_ERASURES,
 )
 DLQ_TOPICS: tuple[Topic, ...] = tuple(t for t in ALL_TOPICS if t.name.startswith("dlq-"))
 

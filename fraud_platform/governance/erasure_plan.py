@@ -8,11 +8,10 @@ a rerun after the lake step could not find them again). A run that stops (a cras
 failing step) is run again with the same request: it keeps the plan and skips the steps
 done. Every step is audited with the pseudonym, a failing one with outcome `failed`.
 
-Not erased here: Flink's keyed state and its checkpoints. The enrichment job prunes a user's
-history only when that user has a new event and its state has no TTL, so an erased user's
-history stays in the job's state; verification searches the checkpoint and savepoint bytes
-and reports every file holding the id (see docs/operations.md, "Erasure"). Kafka topics
-holding personal data keep a record at most 30 days (topics.py).
+The streaming jobs' state goes first (erasure_flink.py: they are told on fraud-erasures and
+their checkpoints are waited for), so the aggregates job writes nothing of the user to Redis
+after Redis is erased. Kafka topics holding personal data keep a record at most 30 days
+(topics.py).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from fraud_platform.config import Settings
-from fraud_platform.governance import audit, erasure_files, erasure_redis, gdpr
+from fraud_platform.governance import audit, erasure_files, erasure_flink, erasure_redis, gdpr
 from fraud_platform.governance.erasure_verify import byte_places
 from fraud_platform.lake import read_json, untracked, write_atomically
 
@@ -42,6 +41,7 @@ class Scope:
     warehouse: Any
     user_id: str
     transactions: pa.Array
+    merchants: list[str]
     dagster_home: Path
     settings: Settings
     track: Callable = untracked
@@ -53,6 +53,13 @@ class Scope:
     @property
     def duckdb(self) -> bool:
         return getattr(self.warehouse, "backend", "duckdb") == "duckdb"
+
+
+def _flink(scope: Scope, erase: bool) -> int:
+    if not erase:
+        return erasure_flink.holding_files(scope.settings, scope.user_id)
+    transactions = scope.transactions.to_pylist()
+    return erasure_flink.forget(scope.settings, scope.user_id, transactions, scope.merchants)
 
 
 def _lake(scope: Scope, erase: bool) -> int:
@@ -89,9 +96,10 @@ def _dagster(scope: Scope, erase: bool) -> int:
     return len(erasure_files.dagster_files_naming(scope.dagster_home, scope.user_id))
 
 
-# In order: the lake (its Redis snapshots and warehouse exports among its files), Redis and
-# then its files, the warehouse and then its file, Dagster's storage.
+# In order: the streaming jobs' state, the lake (its Redis snapshots and warehouse exports
+# among its files), Redis and then its files, the warehouse and then its file, Dagster's.
 STEPS: dict[str, Callable[[Scope, bool], int]] = {
+    "flink_state": _flink,
     "lake": _lake,
     "lake_redis_backups": _redis_backups,
     "redis": _redis,
@@ -125,7 +133,8 @@ def plan(scope: Scope, request: dict[str, Any]) -> dict[str, Any]:
                          scope.settings, scope.dagster_home, scope.track)  # fmt: skip
     return {"request_id": request["request_id"], "pseudonym": request["pseudonym"],
             "planned": planned, "places": places, "done": {},
-            "transactions": scope.transactions.to_pylist()}  # fmt: skip
+            "transactions": scope.transactions.to_pylist(),
+            "merchants": scope.merchants}  # fmt: skip
 
 
 def _planned(scope: Scope, request: dict[str, Any], actor) -> dict[str, Any]:
@@ -177,10 +186,14 @@ def carry_out(
     settings = settings or Settings.from_env()
     dagster_home = dagster_home or settings.home / "dagster"
     user_id, progress = request["user_id"], load_progress(lake, request_id)
-    transactions = (gdpr.user_transactions(lake, user_id) if progress is None
-                    else pa.array(progress["transactions"], pa.string()))  # fmt: skip
-    scope = Scope(lake, redis_client, warehouse, user_id, transactions, dagster_home, settings,
-                  track)  # fmt: skip
+    if progress is None:  # found before the lake step rewrites them away
+        transactions = gdpr.user_transactions(lake, user_id)
+        merchants = gdpr.user_merchants(lake, user_id)
+    else:
+        transactions = pa.array(progress["transactions"], pa.string())
+        merchants = progress.get("merchants", [])
+    scope = Scope(lake, redis_client, warehouse, user_id, transactions, merchants,
+                  dagster_home, settings, track)  # fmt: skip
     if progress is None:
         progress = _planned(scope, request, actor)
     for name in STEPS:
@@ -192,7 +205,8 @@ def carry_out(
     if left:  # every step ran, yet something is left: a rerun sweeps every store again
         save_progress(lake, {**progress, "done": {}})
     else:
-        save_progress(lake, {k: v for k, v in progress.items() if k != "transactions"})
+        kept = {k: v for k, v in progress.items() if k not in ("transactions", "merchants")}
+        save_progress(lake, kept)
     audit.record("gdpr.erase", request["pseudonym"],
                  {"request_id": request_id, "erased": progress["done"], "traces_left": left},
                  actor=actor, outcome="ok" if not left else "incomplete")  # fmt: skip

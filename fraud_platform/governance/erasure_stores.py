@@ -110,6 +110,18 @@ def user_transactions(lake, user_id: str) -> pa.Array:
     return pc.unique(pa.concat_arrays(found)) if found else pa.array([], pa.string())
 
 
+def user_merchants(lake, user_id: str) -> list[str]:
+    """The merchants the user bought from (their streaming state holds the user's
+    transactions), from the raw lake."""
+    filesystem, base = lake.filesystem()
+    if filesystem.get_file_info(f"{base}/{RAW_TRANSACTIONS.path}").type != FileType.Directory:
+        return []
+    data = ds.dataset(f"{base}/{RAW_TRANSACTIONS.path}", filesystem=filesystem,
+                      format="parquet", partitioning="hive")  # fmt: skip
+    table = data.to_table(columns=["merchant_id"], filter=ds.field("user_id") == user_id)
+    return sorted(m for m in pc.unique(table["merchant_id"]).to_pylist() if m is not None)
+
+
 def _parquet_file(filesystem, path: str, user_id: str, transactions, erase: bool) -> int:
     """The user's rows of one file; with `erase`, the file rewritten without them."""
     table = pq.read_table(path, filesystem=filesystem)

@@ -36,7 +36,7 @@ def _column_hits(column: pa.ChunkedArray, user_id: str) -> int:
     return 0
 
 
-def _stream_holds(stream, needle: bytes, chunk: int = 8 << 20) -> bool:
+def stream_holds(stream, needle: bytes, chunk: int = 8 << 20) -> bool:
     """Whether the needle is in a stream, read piece by piece with an overlap."""
     tail = b""
     while piece := stream.read(chunk):
@@ -57,7 +57,7 @@ def lake_places(lake, user_id: str, track=untracked) -> dict[str, int]:
             hits = sum(_column_hits(table[name], user_id) for name in table.column_names)
         else:
             with filesystem.open_input_stream(path) as f:
-                hits = int(_stream_holds(f, user_id.encode()))
+                hits = int(stream_holds(f, user_id.encode()))
         if hits:
             found[f"lake-bytes:{inside}"] = hits
     return found
@@ -77,7 +77,7 @@ def file_places(paths: list[Path], user_id: str, home: Path) -> dict[str, int]:
     for path in paths:
         try:
             with path.open("rb") as stream:
-                held = _stream_holds(stream, user_id.encode())
+                held = stream_holds(stream, user_id.encode())
         except OSError:  # removed meanwhile (a rotated log, a dropped checkpoint)
             continue
         if held:

@@ -1,18 +1,19 @@
 """The right to be forgotten: a user's data erased from every store, verified, on the clock.
 
-A request is received (`receive`) and tracked in the lake (`governance/erasure_requests.json`)
-against the design's 30-day deadline. Erasing it (`erase`) plans, then erases store by store,
-resuming a stopped run (erasure_plan.py): the lake's every layer, its Redis snapshots and
-warehouse exports (erasure_stores.py, erasure_files.py), Redis in every database with its AOF
-and RDB rewritten, the warehouse's rows and then its DuckDB file, Dagster's storage. Then
+A request is received (`receive`) and tracked in the lake
+(`governance/erasure_requests.json`) against the design's 30-day deadline. Erasing it
+(`erase`) plans, then erases store by store, resuming a stopped run (erasure_plan.py): the
+streaming jobs' state, the lake's every layer, its Redis snapshots and warehouse exports
+(erasure_stores.py, erasure_files.py), Redis in every database with its AOF and RDB
+rewritten, the warehouse's rows and then its DuckDB file, Dagster's storage. Then
 `find_traces` searches every store again, by query and as bytes (erasure_verify.py). The
 request is `verified` only if nothing is left, and from then on keeps only the user's
 pseudonym (a keyed token, FRAUD_PSEUDONYM_KEY); the audit log knows the user by that
 pseudonym alone. An `incomplete` request keeps the id, so the erasure can be run again.
 
-Kafka ages the user out instead: a topic holding personal data keeps a record at most 30
-days (topics.py; records cannot be deleted one by one). Flink's keyed state is not erased:
-see erasure_plan.py.
+The streaming jobs' keyed state is erased first, by a request the jobs act on
+(erasure_flink.py). Kafka ages the user out instead: a topic holding personal data keeps a
+record at most 30 days (topics.py; records cannot be deleted one by one).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from fraud_platform.governance.erasure_stores import (  # noqa: F401  (the modul
     scan_lake,
     scan_redis,
     scan_warehouse,
+    user_merchants,
     user_transactions,
 )
 from fraud_platform.governance.secrets import signing_key

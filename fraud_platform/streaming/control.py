@@ -200,6 +200,12 @@ def _note(
     path.write_text(json.dumps(known | facts, indent=2))
 
 
+def runs(settings: Settings, job: StreamingJob, deployment: Deployment) -> tuple[list[str], str]:
+    """The Flink job ids of an instance's runs, oldest first, and its last savepoint ('')."""
+    known = _known(_registry(settings, job, deployment))
+    return known.get("job_ids", []), known.get("savepoint", "")
+
+
 def restore_point(settings: Settings, job: StreamingJob, deployment: Deployment) -> str | None:
     """The newest savepoint or retained checkpoint of this job instance's earlier runs."""
     known = _known(_registry(settings, job, deployment))

@@ -21,6 +21,7 @@ from fraud_platform.features.stream import enriched_feature_names, stream_featur
 from fraud_platform.lake import MERCHANTS, USERS
 from fraud_platform.topics import (
     DLQ_PROCESSING_ERRORS,
+    FRAUD_ERASURES,
     FRAUD_LABELS,
     QUALITY_STREAM_WINDOWS,
     TRANSACTIONS_ENRICHED,
@@ -58,7 +59,7 @@ ENRICHMENT = StreamingJob(
     "Job 1: every catalog feature of each transaction (row, user and merchant windows "
     "before it, label-delayed merchant and card fraud history from fraud-labels, amount "
     "deviation) from transactions-raw to transactions-enriched, exactly-once.",
-    reads=(TRANSACTIONS_RAW.name, FRAUD_LABELS.name),
+    reads=(TRANSACTIONS_RAW.name, FRAUD_LABELS.name, FRAUD_ERASURES.name),
     writes=(TRANSACTIONS_ENRICHED.name, DLQ_PROCESSING_ERRORS.name),
     # The hot path. In thread mode a record reaches its Python step without the bundling
     # and the worker round trips of process mode: the bare engine's P50 at 1,000/s falls
@@ -73,7 +74,7 @@ AGGREGATES = StreamingJob(
     "Job 2: per-user 1h/24h/7d/30d and per-merchant 24h/7d/30d sliding windows in event "
     "time, written to the Redis feature store; events beyond the lateness go to "
     "transactions-late.",
-    reads=(TRANSACTIONS_RAW.name,),
+    reads=(TRANSACTIONS_RAW.name, FRAUD_ERASURES.name),
     writes=(TRANSACTIONS_LATE.name, DLQ_PROCESSING_ERRORS.name),
     redis_key_spaces=(
         ("user_windows", "user:{id}:agg:{window}"),
@@ -182,6 +183,7 @@ def job_spec(settings: Settings, job: StreamingJob, deployment: Deployment) -> d
         "late": TRANSACTIONS_LATE.name,
         "dead_letters": DLQ_PROCESSING_ERRORS.name,
         "windows": QUALITY_STREAM_WINDOWS.name,
+        "erasures": FRAUD_ERASURES.name,
     }
     prefix = deployment.key_prefix
     return {

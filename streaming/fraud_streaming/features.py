@@ -242,6 +242,19 @@ class History:
             if last_ms is None and ts_ms > inserted_ms:
                 last_ms = ts_ms
 
+    def without(self, transaction_ids: set[str], user_id: str | None = None) -> int:
+        """Drop the events of these transactions, and any whose values name `user_id` (an
+        erased user's, from a merchant's history: a transaction the request's list missed
+        still names its user in the user-keyed values); returns how many went. The stored
+        copy is rewritten on the next put."""
+        named = (lambda values: user_id in values) if user_id else (lambda values: False)
+        kept = [e for e in self.events if e[1] not in transaction_ids and not named(e[4])]
+        dropped = len(self.events) - len(kept)
+        if dropped:
+            self.events, self._times, self.rewrite = kept, [e[0] for e in kept], True
+            self.unsaved = []
+        return dropped
+
     def latest_ms(self) -> int | None:
         return self._times[-1] if self._times else None
 
@@ -284,6 +297,11 @@ class Histories:
         else:
             self.cache.move_to_end(key)
         return history
+
+    def forget(self, key: str) -> None:
+        """The current key's history gone from the cache and the state (an erasure)."""
+        self.cache.pop(key, None)
+        self.state.clear()
 
     def put(self, key: str, history: History) -> None:
         if history.rewrite or history.stored > 2 * len(history.events) + self.slack:
@@ -331,6 +349,14 @@ class Frauds:
         if cut:
             del self.entries[:cut]
             self.changed = True
+
+    def without(self, transaction_ids: set[str]) -> int:
+        """Drop the frauds of these transactions (an erased user's); returns how many."""
+        kept = [e for e in self.entries if e[2] not in transaction_ids]
+        dropped = len(self.entries) - len(kept)
+        if dropped:
+            self.entries, self.changed = kept, True
+        return dropped
 
     def known(self, low: int, high: int, before_ms: int) -> list[int]:
         """Transaction times in [low, high] of the frauds known before `before_ms`."""
@@ -382,6 +408,11 @@ class FraudBook:
         else:
             self.cache.move_to_end(key)
         return frauds
+
+    def forget(self, key: str) -> None:
+        """The current key's frauds gone from the cache and the state (an erasure)."""
+        self.cache.pop(key, None)
+        self.state.clear()
 
     def put(self, key: str, frauds: Frauds) -> None:
         if frauds.changed:

@@ -15,6 +15,10 @@ aggregates (job 2): transactions-raw -> Redis. Event time with a bounded-out-of-
   and the merchant's (`merchant:{id}`), written as of the entity's latest event time, in
   pipelined batches, with TTLs by window. A write only replaces an older or equal
   `as_of_ms`, so replay after a failure rewrites the same values (idempotent).
+Both keyed jobs also read fraud-erasures: a request (JSON: user_id, merchants, transaction_ids,
+written by the platform's `gdpr erase`) clears the user's keyed state and drops the user's
+transactions from each named merchant's; the platform then restarts the job from a canonical
+savepoint, so its checkpoints let go of the bytes RocksDB still keeps (erasure_flink.py).
 monitoring (job 3): transactions-enriched -> quality-stream-windows. One summary per
   event-time minute (volume, missing shares, the numeric features' distribution against
   their reference, lag, schema changes), emitted when the watermark passes the minute's end;
@@ -278,6 +282,73 @@ def learn(book: FraudBook, key: str, label: dict) -> None:
     book.put(key, frauds)
 
 
+class DecodeErasure(ProcessFunction):
+    """fraud-erasures -> what each keyed step forgets: one element for the user's own state,
+    one per merchant the user bought from (the user's transactions in its state). A request
+    that does not decode becomes a dead letter."""
+
+    def __init__(self, spec: dict) -> None:
+        self.spec = spec
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.dead_letters = Codec(self.spec["contracts"]["dead_letter"])
+        metrics = runtime_context.get_metrics_group()
+        self.erasures, self.dead = metrics.counter("erasures"), metrics.counter("dead_letters")
+        self.dead_output = side_output("dead")
+
+    def process_element(self, value: bytes, ctx: ProcessFunction.Context):
+        message = bytes(value)
+        try:
+            request = json.loads(message)
+            user_id, ids = str(request["user_id"]), list(request["transaction_ids"])
+            merchants = [str(m) for m in request["merchants"]]
+            if not user_id:
+                raise ValueError("the request names no user_id")
+        except Exception as error:
+            self.dead.inc()
+            topic = self.spec["topics"]["erasures"]
+            letter = dead_letter(self.spec, message, error, {"timestamp": ctx.timestamp()}, topic)
+            yield self.dead_output, Row(None, self.dead_letters.encode(letter))
+            return
+        self.erasures.inc()
+        erasure = {"erase": user_id, "transaction_ids": ids}
+        yield {**erasure, "user_id": user_id, "merchant_id": None}
+        for merchant in merchants:
+            yield {**erasure, "user_id": None, "merchant_id": merchant}
+
+
+def erasure_requests(
+    env: StreamExecutionEnvironment, spec: dict, watermarks: WatermarkStrategy | None = None
+):
+    """The decoded requests. In an event-time job (`watermarks`: one that goes idle) a
+    quiet erasure topic must not hold back the watermark of the steps it joins."""
+    source = kafka_source(spec, spec["topics"]["erasures"])
+    strategy = watermarks or WatermarkStrategy.no_watermarks()
+    requests = env.from_source(source, strategy, "fraud-erasures")
+    decoded = requests.uid("erasures-source").process(
+        DecodeErasure(spec), output_type=Types.PICKLED_BYTE_ARRAY()
+    )
+    return decoded.name("decode-erasures").uid("decode-erasures")
+
+
+def erasures_of(erasures, key: str):
+    """The erasure elements a step keyed by `key` (user_id, merchant_id) acts on."""
+    return erasures.filter(lambda erasure, key=key: erasure[key] is not None)
+
+
+def forget_transactions(histories: Histories, book: FraudBook | None, erasure: dict) -> None:
+    """A merchant's history and frauds without the erased user's transactions (and any
+    event whose values name the user)."""
+    key, ids = erasure["merchant_id"], set(erasure["transaction_ids"])
+    history = histories.get(key)
+    if history.without(ids, erasure["erase"]):
+        histories.put(key, history)
+    if book is not None:
+        frauds = book.get(key)
+        if frauds.without(ids):
+            book.put(key, frauds)
+
+
 class Enrich(KeyedCoProcessFunction):
     """Job 1's first step, keyed by user: decode the raw message, join the reference tables,
     compute the user's side of the features from its history and frauds in state, and pass
@@ -319,7 +390,11 @@ class Enrich(KeyedCoProcessFunction):
         yield {name: row.get(name) for name in PASSED}, features
 
     def process_element2(self, label: dict, ctx: KeyedCoProcessFunction.Context):
-        learn(self.frauds, label["user_id"], label)
+        if label.get("erase"):
+            self.histories.forget(label["user_id"])
+            self.frauds.forget(label["user_id"])
+        else:
+            learn(self.frauds, label["user_id"], label)
         return iter(())
 
 
@@ -359,7 +434,10 @@ class EnrichMerchant(KeyedCoProcessFunction):
         yield Row(row["user_id"].encode(), self.enriched.encode(enriched), row["ts_ms"])
 
     def process_element2(self, label: dict, ctx: KeyedCoProcessFunction.Context):
-        learn(self.frauds, label["merchant_id"], label)
+        if label.get("erase"):
+            forget_transactions(self.histories, self.frauds, label)
+        else:
+            learn(self.frauds, label["merchant_id"], label)
         return iter(())
 
 
@@ -399,9 +477,13 @@ def fraud_labels(env: StreamExecutionEnvironment, spec: dict):
 
 
 def enrichment(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, spec: dict):
-    labels = fraud_labels(env, spec)
-    by_user = labels.key_by(lambda label: label["user_id"], key_type=Types.STRING())
-    by_merchant = labels.key_by(lambda label: label["merchant_id"], key_type=Types.STRING())
+    labels, erasures = fraud_labels(env, spec), erasure_requests(env, spec)
+    by_user = labels.union(erasures_of(erasures, "user_id")).key_by(
+        lambda label: label["user_id"], key_type=Types.STRING()
+    )
+    by_merchant = labels.union(erasures_of(erasures, "merchant_id")).key_by(
+        lambda label: label["merchant_id"], key_type=Types.STRING()
+    )
     users = (
         keyed_raw(t_env, spec)
         .connect(by_user)
@@ -418,7 +500,7 @@ def enrichment(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, s
     )
     # The enriched record keeps the transaction's event time, as raw does (job 3 windows by it).
     t_env.execute_sql(kafka_sink_sql(spec, "enriched_sink", spec["topics"]["enriched"], True))
-    statements = statements_with_dead_letters(t_env, spec, users, labels)
+    statements = statements_with_dead_letters(t_env, spec, users, labels, erasures)
     statements.add_insert("enriched_sink", timed_rows(t_env, enriched))
     return statements
 
@@ -479,6 +561,9 @@ class Aggregate(KeyedProcessFunction):
 
     def process_element(self, row: dict, ctx: KeyedProcessFunction.Context):
         key = ctx.get_current_key()
+        if row.get("erase"):
+            self._forget(key, row)
+            return iter(())
         history = self.histories.get(key)
         history.record(row, self.windows, self.windows.horizon_ms)
         self.histories.put(key, history)
@@ -489,6 +574,18 @@ class Aggregate(KeyedProcessFunction):
             if len(self.pending) >= self.batch:
                 self._flush()
         return iter(())
+
+    def _forget(self, key: str, erasure: dict) -> None:
+        """An erasure: a user's history and its unwritten Redis writes go (Redis itself is
+        erased by the platform after the jobs); a merchant's history loses the user's
+        transactions."""
+        if self.entity != "user":
+            forget_transactions(self.histories, None, erasure)
+            return
+        self.histories.forget(key)
+        own = self.spec["keys"]["user_window"].format(key, "")
+        with self.lock:
+            self.pending = [(k, args) for k, args in self.pending if not k.startswith(own)]
 
     def _flush(self) -> None:
         if not self.pending:
@@ -529,8 +626,10 @@ def aggregates(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, s
     on_time = rows.process(
         Lateness(event_time["lateness_ms"]), output_type=Types.PICKLED_BYTE_ARRAY()
     ).name("lateness")
+    erasures = erasure_requests(env, spec, event_time_watermarks(spec))
     writers = [
-        on_time.key_by(lambda row, key=key: row[key], key_type=Types.STRING())
+        on_time.union(erasures_of(erasures, key))
+        .key_by(lambda row, key=key: row[key], key_type=Types.STRING())
         .process(Aggregate(spec, entity), output_type=NOTHING)
         .name(f"{entity}-windows")
         .uid(f"{entity}-windows")
@@ -539,7 +638,7 @@ def aggregates(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, s
     t_env.execute_sql(kafka_sink_sql(spec, "late_sink", spec["topics"]["late"]))
     # The Redis writers emit nothing; a blackhole sink keeps the planner from pruning them.
     t_env.execute_sql("CREATE TEMPORARY TABLE written (n BIGINT) WITH ('connector' = 'blackhole')")
-    statements = statements_with_dead_letters(t_env, spec, rows)
+    statements = statements_with_dead_letters(t_env, spec, rows, erasures)
     late = on_time.get_side_output(side_output("late"))
     statements.add_insert("late_sink", t_env.from_data_stream(late))
     statements.add_insert("written", t_env.from_data_stream(writers[0].union(writers[1])))

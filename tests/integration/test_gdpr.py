@@ -250,8 +250,8 @@ def test_an_interrupted_erasure_resumes_where_it_stopped(stores, governance, mon
     assert set(progress["planned"]) == set(erasure_plan.STEPS)
     assert any(p.startswith("lake-bytes:raw/transactions/") for p in progress["places"])
     assert user_id not in json.dumps(progress)  # the pseudonym and transaction ids only
-    assert list(progress["done"]) == ["lake", "lake_redis_backups", "redis", "redis_files",
-                                      "warehouse"]  # fmt: skip
+    assert list(progress["done"]) == ["flink_state", "lake", "lake_redis_backups", "redis",
+                                      "redis_files", "warehouse"]  # fmt: skip
     steps = [e for e in audit.entries() if e["action"] == "gdpr.erase.step"]
     assert steps[-1]["outcome"] == "failed" and steps[-1]["target"] == gdpr.pseudonym(user_id)
     monkeypatch.undo()

@@ -16,8 +16,11 @@ transactions-raw has one partition here, so a merchant's transactions arrive in 
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis
@@ -26,7 +29,8 @@ from confluent_kafka import Producer
 from fraud_platform.batch.processing import process_transactions
 from fraud_platform.contracts import DEAD_LETTER, FRAUD_LABEL, TRANSACTION
 from fraud_platform.features.stream import enriched_feature_names
-from fraud_platform.streaming.control import FlinkJobs, deploy
+from fraud_platform.governance import erasure_flink
+from fraud_platform.streaming.control import FlinkJobs, deploy, runs
 from fraud_platform.streaming.jobs import AGGREGATES, ENRICHMENT, Deployment
 
 from .ingestion_support import TopicSet
@@ -93,11 +97,17 @@ def streaming(stack, settings, traffic, frauds):
     flink = FlinkJobs(settings)
     wait_for(lambda: flink.metric(enrichment, "fraud_labels") == len(frauds), 120, "the labels")
     produce_raw(settings, topics, records)
-    jobs = [enrichment, deploy(settings, AGGREGATES, deployment)]
+    deploy(settings, AGGREGATES, deployment)
     yield topics, deployment
     flink = FlinkJobs(settings)
-    for job_id in jobs:
-        flink.cancel(job_id)
+    for job in (ENRICHMENT, AGGREGATES):  # by name: the erasure test restarts them
+        for found in flink.find(deployment.instance_name(job)):
+            flink.cancel(found["jid"])
+        job_ids, savepoint = runs(settings, job, deployment)  # simulated users' state
+        for path in [settings.home / "flink" / "checkpoints" / j for j in job_ids]:
+            shutil.rmtree(path, ignore_errors=True)
+        if savepoint:
+            shutil.rmtree(savepoint.removeprefix("file:"), ignore_errors=True)
     client = redis.Redis.from_url(settings.redis_url)
     for key in client.scan_iter(f"{deployment.key_prefix}*", count=1000):
         client.delete(key)
@@ -207,3 +217,74 @@ def test_an_undecodable_message_becomes_a_dead_letter_and_the_jobs_keep_running(
         (found,) = flink.find(deployment.instance_name(job))
         status = flink.status(found["jid"])
         assert status.running and status.restarts == 0
+
+
+def newest_checkpoint(flink: FlinkJobs, job_id: str) -> bytes | None:
+    """The bytes of the job's newest completed checkpoint (None if Flink dropped it while
+    it was read: it keeps only the newest)."""
+    path = Path((flink.status(job_id).last_checkpoint_path or "").removeprefix("file:"))
+    try:
+        return b"".join(p.read_bytes() for p in path.rglob("*") if p.is_file()) or None
+    except FileNotFoundError:
+        return None
+
+
+def test_an_erasure_request_makes_both_jobs_forget_the_user(streaming, traffic, settings):
+    """The user's id and transaction ids leave both jobs' checkpoints (the user's own state
+    and each merchant's; the jobs are restarted from a canonical savepoint), the others'
+    state stays, the next transactions see the user's
+    history gone, and a request that does not decode becomes a dead letter. Last in the
+    module: it changes what the jobs hold."""
+    topics, deployment = streaming
+    records, _, _ = traffic
+    (user, _), (other, _) = Counter(r["user_id"] for r in records).most_common(2)
+    mine = [r for r in records if r["user_id"] == user]
+    transactions = [r["transaction_id"] for r in mine]
+    merchants = sorted({r["merchant_id"] for r in mine})
+    flink = FlinkJobs(settings)
+    jobs = [flink.find(deployment.instance_name(job), {"RUNNING"})[0]["jid"]
+            for job in erasure_flink.FORGETTING_JOBS]  # fmt: skip
+
+    def holding(job_id: str) -> bool:
+        held = newest_checkpoint(flink, job_id)
+        return held is not None and user.encode() in held and transactions[-1].encode() in held
+
+    for job_id in jobs:  # the check can fail: before the request both hold the user
+        wait_for(lambda job_id=job_id: holding(job_id), 120, "a checkpoint holding the user")
+    erasure_flink.forget(settings, user, transactions, merchants, deployment, timeout=180)
+    jobs = [flink.find(deployment.instance_name(job), {"RUNNING"})[0]["jid"]
+            for job in erasure_flink.FORGETTING_JOBS]  # fmt: skip
+    for job_id in jobs:
+        held = wait_for(lambda job_id=job_id: newest_checkpoint(flink, job_id), 30, "a checkpoint")
+        assert user.encode() not in held
+        assert [t for t in transactions if t.encode() in held] == []
+    assert other.encode() in wait_for(lambda: newest_checkpoint(flink, jobs[0]), 30, "one")
+    assert erasure_flink.holding_files(settings, user, deployment) == 0
+
+    now = int(time.time() * 1000)
+    after = [{**mine[-1], "transaction_id": "after-erasure", "timestamp": now},
+             {**[r for r in records if r["user_id"] == other][-1], "merchant_id": merchants[0],
+              "transaction_id": "after-erasure-other", "timestamp": now}]  # fmt: skip
+    produce_raw(settings, topics, after)
+
+    def both() -> dict | None:
+        found = enriched(topics, 0, timeout=0)
+        return found if {"after-erasure", "after-erasure-other"} <= set(found) else None
+
+    found = wait_for(both, 120, "the transactions after the erasure")
+    assert found["after-erasure"]["features"]["user_transaction_count_90d"] == 0
+    assert found["after-erasure-other"]["features"]["user_transaction_count_90d"] > 0
+    at_merchant = [r for r in records if r["merchant_id"] == merchants[0] and r["user_id"] != user]
+    merchant = found["after-erasure-other"]["features"]
+    assert merchant["merchant_transaction_volume_30d"] == len(at_merchant)
+    assert merchant["merchant_unique_customers_30d"] == len({r["user_id"] for r in at_merchant})
+
+    topics.produce("fraud-erasures", [(b"someone", b"not a request")])
+
+    def letters() -> list | None:
+        found = [DEAD_LETTER.decode(m.value()) for m in topics.drain("dlq-processing-errors")]
+        mine = [f for f in found if f["source_topic"] == topics.name("fraud-erasures")]
+        return mine if len(mine) >= 2 else None
+
+    dead = wait_for(letters, what="both jobs' dead letters of the bad request")
+    assert {letter["original_value"] for letter in dead} == {b"not a request"}

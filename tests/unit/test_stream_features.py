@@ -207,6 +207,9 @@ class KeyedListState:
         self.lists[self.key] = values  # kept, not copied, as a state cache may keep it
         self.rewrites += 1
 
+    def clear(self) -> None:
+        self.lists.pop(self.key, None)
+
 
 def shuffled_in_blocks(rows: list[dict], seed: int, size: int = 5) -> list[dict]:
     rows, rng = rows[:], random.Random(seed)
@@ -239,3 +242,43 @@ def test_histories_read_back_from_state_enrich_as_the_cached_ones():
     assert mismatches == []
     assert 0 < state.rewrites < state.appends  # late arrivals rewrite; the rest append
     assert max(len(h.events) for h in kept.values()) < 200  # pruning took part
+
+
+def test_an_erased_user_leaves_the_state_as_if_never_seen():
+    """After an erasure the user's history is gone from the cache and the state, and a
+    merchant's history (stored copy too) holds exactly what it would without the user's
+    transactions, one the request did not list included (its values name the user);
+    frauds too."""
+    rows = random_rows(8, users=4, count=600)
+    windows = Windows(stream_features()["merchant_windows"])
+    users, merchants = KeyedListState(), KeyedListState()
+    by_user = Histories(users, capacity=10, keep_ms=10**13)
+    by_merchant = Histories(merchants, capacity=10, keep_ms=10**13)
+    passed = []  # as the job passes them on: device_changed set by the user's step
+    for row in rows:
+        row = dict(row)
+        for state, histories, key in ((users, by_user, row["user_id"]),
+                                      (merchants, by_merchant, row["merchant_id"])):  # fmt: skip
+            state.key = key
+            history = histories.get(key)
+            history.record(row, windows, 10**13)
+            histories.put(key, history)
+        passed.append(row)
+    erased = rows[0]["user_id"]
+    ids = {r["transaction_id"] for r in rows if r["user_id"] == erased}
+    users.key = erased
+    by_user.forget(erased)
+    assert erased not in users.lists and by_user.get(erased).events == []
+    for merchant in {r["merchant_id"] for r in rows}:
+        merchants.key = merchant
+        history = by_merchant.get(merchant)
+        history.without(ids - {min(ids)}, erased)
+        by_merchant.put(merchant, history)
+        never_seen = History()
+        for row in passed:
+            if row["merchant_id"] == merchant and row["user_id"] != erased:
+                never_seen.record(dict(row), windows, 10**13)
+        assert history.events == never_seen.events == merchants.lists.get(merchant, [])
+    frauds = Frauds([(1, 2, "a"), (3, 4, next(iter(ids))), (5, 6, "b")])
+    assert frauds.without(ids) == 1 and frauds.changed
+    assert [e[2] for e in frauds.entries] == ["a", "b"]

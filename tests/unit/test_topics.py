@@ -15,6 +15,7 @@ def test_the_design_topics_with_their_keys_and_retention():
         "dlq-duplicates": ("transaction_id", 28),
         "dlq-incomplete": ("transaction_id", 28),
         "dlq-processing-errors": ("transaction_id", 28),
+        "fraud-erasures": ("user_id", 28),
     }
     assert {t.name: (t.key, t.retention_days) for t in ALL_TOPICS} == expected
     assert {t.name for t in DLQ_TOPICS} == {n for n in expected if n.startswith("dlq-")}
