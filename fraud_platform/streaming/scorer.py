@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,18 +73,19 @@ class ScorerConfig:
 
 
 class ProductionModel:
-    """models/current, looked up at most every `reload_s` and reloaded when it moved."""
+    """models/current, looked up at most every `reload_s` and reloaded when it moved.
+    `clock` is injectable so a test can step time instead of sleeping."""
 
-    def __init__(self, lake, reload_s: float) -> None:
-        self.lake, self.reload_s = lake, reload_s
+    def __init__(self, lake, reload_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.lake, self.reload_s, self.clock = lake, reload_s, clock
         self.version: str | None = None
         self.booster = None
         self.categories: dict[str, set] = {}
         self.checked = float("-inf")
 
     def get(self) -> tuple[str | None, Any]:
-        if time.monotonic() - self.checked >= self.reload_s:
-            self.checked = time.monotonic()
+        if self.clock() - self.checked >= self.reload_s:
+            self.checked = self.clock()
             version = registry.current_version(self.lake)
             if version is not None and version != self.version:
                 self.booster = registry.load_booster(self.lake, version)

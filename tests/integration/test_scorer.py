@@ -126,13 +126,15 @@ def test_each_enriched_transaction_gets_one_prediction_from_the_production_model
 
 def test_a_newly_promoted_model_is_picked_up_without_a_restart(setup):
     _, lake, _, _ = setup
-    production = ProductionModel(lake, reload_s=0.2)
+    now = [0.0]
+    production = ProductionModel(lake, reload_s=0.2, clock=lambda: now[0])
     assert production.get() == (None, None)
     promote(lake, "v1", model(1))
-    time.sleep(0.3)
+    now[0] += 0.3
     assert production.get()[0] == "v1"
     promote(lake, "v2", model(2))
+    now[0] += 0.1
     assert production.get()[0] == "v1"  # looked up at most every reload_s
-    time.sleep(0.3)
+    now[0] += 0.1
     version, booster = production.get()
     assert version == "v2" and booster is not None

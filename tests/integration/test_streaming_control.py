@@ -7,9 +7,10 @@ transaction sent before and after comes out once (read committed), none lost, no
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 
 from assets.streaming import streaming_deploy, streaming_restart, streaming_stop
 from fraud_platform.contracts import ENRICHED_TRANSACTION, TRANSACTION
@@ -17,6 +18,7 @@ from fraud_platform.streaming.control import FlinkJobs, observe
 from fraud_platform.streaming.jobs import ENRICHMENT, Deployment
 
 from .ingestion_support import TopicSet, transaction
+from .streaming_support import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +47,31 @@ def enriched_ids(topics: TopicSet) -> list[str]:
     return [ENRICHED_TRANSACTION.decode(m.value())["transaction_id"] for m in messages]
 
 
+def written_ids(topics: TopicSet) -> set[str]:
+    """Enriched ids the job has written so far, committed or not: what it has processed."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": topics.bootstrap,
+            "group.id": f"peek-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_uncommitted",
+        }
+    )
+    consumer.subscribe([topics.name("transactions-enriched")])
+    ids: set[str] = set()
+    while batch := consumer.consume(5000, timeout=2):
+        decoded = (ENRICHED_TRANSACTION.decode(m.value()) for m in batch if m.error() is None)
+        ids.update(record["transaction_id"] for record in decoded)
+    consumer.close()
+    return ids
+
+
+def processed(topics: TopicSet, count: int):
+    """Waits until the job has processed `count` transactions in all, so a stop's savepoint
+    holds them (stop-with-savepoint does not drain the source)."""
+    return wait_for(lambda: len(written_ids(topics)) >= count, 120, f"{count} processed")
+
+
 def test_deploy_observe_stop_with_savepoint_and_restart_from_it(stack, settings, unique):
     topics = TopicSet(settings.kafka_bootstrap)
     deployment = Deployment(topic_prefix=topics.prefix, key_prefix=topics.prefix)
@@ -55,7 +82,7 @@ def test_deploy_observe_stop_with_savepoint_and_restart_from_it(stack, settings,
         assert alert is None and metadata["state"] == "RUNNING" and metadata["restarts"] == 0
 
         send(settings, topics, 0, 200, unique)
-        time.sleep(3)
+        processed(topics, 200)
         savepoint = run(streaming_stop, topics)
         assert savepoint.startswith("file:") and "savepoint-" in savepoint
         metadata, alert = observe(flink, settings, ENRICHMENT, deployment)
@@ -64,7 +91,7 @@ def test_deploy_observe_stop_with_savepoint_and_restart_from_it(stack, settings,
 
         send(settings, topics, 200, 200, unique)  # while the job is down
         assert run(streaming_restart, topics) == savepoint
-        time.sleep(3)
+        processed(topics, 400)
         run(streaming_stop, topics)
         ids = enriched_ids(topics)
         assert len(ids) == len(set(ids)) == 400  # none twice, none lost
