@@ -917,10 +917,23 @@ def gdpr() -> None:
 
 
 def _governed():
+    """The stores an erasure touches; Redis must answer first, so a stack that is down
+    stops the command before a request is received or anything is changed."""
+    import redis
+
     from fraud_platform.resources import build_resources
 
     resources = build_resources()
-    return resources["lake"], resources["redis"].client(), resources["warehouse"]
+    client = resources["redis"].client()
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        console.print(
+            f"[bold red]error:[/] Redis is not reachable ({error}); start the stack",
+            highlight=False,
+        )
+        sys.exit(1)
+    return resources["lake"], client, resources["warehouse"]
 
 
 def _footprint_table(title: str, counts: dict[str, int]) -> Table:

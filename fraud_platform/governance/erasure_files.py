@@ -4,7 +4,9 @@
 - the DuckDB file: a DELETE leaves the rows' bytes in free blocks, so the database is copied
   into a new file (`COPY FROM DATABASE`) and swapped in;
 - Dagster's sqlite storage (event log, runs): every text value naming the user gets the
-  pseudonym instead, then VACUUM drops the freed pages; its plain files (compute logs) too.
+  pseudonym instead, then VACUUM drops the freed pages; its plain files (compute logs) too;
+- the services' logs (kept 90 days, past the 30-day deadline): rewritten in place, so a
+  service appending to its log keeps writing to the same file.
 """
 
 from __future__ import annotations
@@ -86,6 +88,33 @@ def _redact_file(path: Path, user_id: str, alias: str) -> int:
         fresh.write_bytes(data.replace(user_id.encode(), alias.encode()))
         os.replace(fresh, path)
     return hits
+
+
+def _redact_in_place(path: Path, user_id: str, alias: str) -> int:
+    """A file some process appends to, with the id replaced in the same inode: a swapped-in
+    copy would leave the writer appending to the unlinked original."""
+    try:
+        with path.open("r+b") as stream:
+            data = stream.read()
+            hits = data.count(user_id.encode())
+            if hits:
+                stream.seek(0)
+                stream.write(data.replace(user_id.encode(), alias.encode()))
+                stream.truncate()
+    except OSError:  # rotated away meanwhile
+        return 0
+    return hits
+
+
+def log_files(logs: Path) -> list[Path]:
+    """The services' logs; the audit log names users by pseudonym and is hash-chained."""
+    if not logs.is_dir():
+        return []
+    return sorted(p for p in logs.rglob("*") if p.is_file() and "audit" not in p.parts)
+
+
+def redact_logs(logs: Path, user_id: str, alias: str) -> int:
+    return sum(_redact_in_place(p, user_id, alias) for p in log_files(logs))
 
 
 def redact_dagster(root: Path, user_id: str, alias: str) -> int:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from fraud_platform.config import Settings
-from fraud_platform.governance.erasure_verify import stream_holds
+from fraud_platform.governance.erasure_verify import file_holds
 from fraud_platform.streaming.control import FlinkJobs, restart, runs
 from fraud_platform.streaming.jobs import AGGREGATES, DEFAULT_DEPLOYMENT, ENRICHMENT, Deployment
 from fraud_platform.topics import FRAUD_ERASURES, topic_name
@@ -60,22 +60,19 @@ def publish(settings: Settings, topic: str, message: bytes, user_id: str) -> Non
 
 def directory_holds(directory: Path, needle: bytes) -> bool:
     """Whether any file under `directory` holds the bytes."""
-    for path in (p for p in directory.rglob("*") if p.is_file()):
-        try:
-            with path.open("rb") as stream:
-                if stream_holds(stream, needle):
-                    return True
-        except FileNotFoundError:  # Flink dropped a superseded checkpoint meanwhile
-            continue
-    return False
+    return any(file_holds(p, needle) for p in directory.rglob("*") if p.is_file())
 
 
 def _restore_points(settings: Settings, job_ids: list[str], savepoint: str) -> list[Path]:
-    """Every checkpoint and savepoint directory of an instance's runs."""
-    checkpoints = settings.home / "flink" / "checkpoints"
-    found = [p for j in job_ids for p in (checkpoints / j).glob("chk-*") if p.is_dir()]
+    """Every checkpoint and savepoint directory of an instance's runs: besides the one the
+    registry names, each earlier stop's savepoint, which Flink names after the job's id."""
+    flink = settings.home / "flink"
+    found = [p for j in job_ids for p in (flink / "checkpoints" / j).glob("chk-*") if p.is_dir()]
+    found += [p for j in job_ids for p in (flink / "savepoints").glob(f"savepoint-{j[:6]}-*")]
     saved = Path(savepoint.removeprefix("file:")) if savepoint else None
-    return found + ([saved] if saved and saved.is_dir() else [])
+    if saved and saved.is_dir() and saved not in found:
+        found.append(saved)
+    return [p for p in found if p.is_dir()]
 
 
 def _wait(condition, timeout: float, failure: str):

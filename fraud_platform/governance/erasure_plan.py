@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from fraud_platform.config import Settings
 from fraud_platform.governance import audit, erasure_files, erasure_flink, erasure_redis, gdpr
-from fraud_platform.governance.erasure_verify import byte_places
+from fraud_platform.governance.erasure_verify import byte_places, file_holds
 from fraud_platform.lake import read_json, untracked, write_atomically
 
 PROGRESS = "governance/erasure_progress"
@@ -96,8 +96,17 @@ def _dagster(scope: Scope, erase: bool) -> int:
     return len(erasure_files.dagster_files_naming(scope.dagster_home, scope.user_id))
 
 
+def _logs(scope: Scope, erase: bool) -> int:
+    logs = scope.settings.home / "logs"
+    if erase:
+        return erasure_files.redact_logs(logs, scope.user_id, scope.alias)
+    needle = scope.user_id.encode()
+    return sum(file_holds(p, needle) for p in erasure_files.log_files(logs))
+
+
 # In order: the streaming jobs' state, the lake (its Redis snapshots and warehouse exports
-# among its files), Redis and then its files, the warehouse and then its file, Dagster's.
+# among its files), Redis and then its files, the warehouse and then its file, Dagster's,
+# the services' logs.
 STEPS: dict[str, Callable[[Scope, bool], int]] = {
     "flink_state": _flink,
     "lake": _lake,
@@ -107,6 +116,7 @@ STEPS: dict[str, Callable[[Scope, bool], int]] = {
     "warehouse": _warehouse,
     "warehouse_file": _warehouse_file,
     "dagster": _dagster,
+    "logs": _logs,
 }
 
 
@@ -187,8 +197,7 @@ def carry_out(
     dagster_home = dagster_home or settings.home / "dagster"
     user_id, progress = request["user_id"], load_progress(lake, request_id)
     if progress is None:  # found before the lake step rewrites them away
-        transactions = gdpr.user_transactions(lake, user_id)
-        merchants = gdpr.user_merchants(lake, user_id)
+        transactions, merchants = gdpr.user_trail(lake, user_id)
     else:
         transactions = pa.array(progress["transactions"], pa.string())
         merchants = progress.get("merchants", [])

@@ -94,32 +94,29 @@ def _word(user_id: str) -> re.Pattern:
     return re.compile(rf"(?<![\w-]){re.escape(user_id)}(?![\w-])")
 
 
-def user_transactions(lake, user_id: str) -> pa.Array:
-    """The ids of the user's transactions, raw and processed (labels and predictions know a
-    transaction only by its id)."""
+def user_trail(lake, user_id: str) -> tuple[pa.Array, list[str]]:
+    """In one read of the raw and processed lake: the ids of the user's transactions (labels
+    and predictions know a transaction only by its id) and the merchants the user bought
+    from (their streaming state holds the user's transactions)."""
     filesystem, base = lake.filesystem()
-    found = []
+    ids, merchants = [], []
     for path in (RAW_TRANSACTIONS.path, PROCESSED_TRANSACTIONS_PATH):
-        info = filesystem.get_file_info(f"{base}/{path}")
-        if info.type != FileType.Directory:
+        if filesystem.get_file_info(f"{base}/{path}").type != FileType.Directory:
             continue
         data = ds.dataset(f"{base}/{path}", filesystem=filesystem, format="parquet",
                           partitioning="hive")  # fmt: skip
-        table = data.to_table(columns=["transaction_id"], filter=ds.field("user_id") == user_id)
-        found.append(table["transaction_id"].combine_chunks())
-    return pc.unique(pa.concat_arrays(found)) if found else pa.array([], pa.string())
+        columns = [c for c in ("transaction_id", "merchant_id") if c in data.schema.names]
+        table = data.to_table(columns=columns, filter=ds.field("user_id") == user_id)
+        ids.append(table["transaction_id"].combine_chunks())
+        if "merchant_id" in columns:
+            merchants += pc.unique(table["merchant_id"]).to_pylist()
+    transactions = pc.unique(pa.concat_arrays(ids)) if ids else pa.array([], pa.string())
+    return transactions, sorted({m for m in merchants if m is not None})
 
 
-def user_merchants(lake, user_id: str) -> list[str]:
-    """The merchants the user bought from (their streaming state holds the user's
-    transactions), from the raw lake."""
-    filesystem, base = lake.filesystem()
-    if filesystem.get_file_info(f"{base}/{RAW_TRANSACTIONS.path}").type != FileType.Directory:
-        return []
-    data = ds.dataset(f"{base}/{RAW_TRANSACTIONS.path}", filesystem=filesystem,
-                      format="parquet", partitioning="hive")  # fmt: skip
-    table = data.to_table(columns=["merchant_id"], filter=ds.field("user_id") == user_id)
-    return sorted(m for m in pc.unique(table["merchant_id"]).to_pylist() if m is not None)
+def user_transactions(lake, user_id: str) -> pa.Array:
+    """The ids of the user's transactions, raw and processed."""
+    return user_trail(lake, user_id)[0]
 
 
 def _parquet_file(filesystem, path: str, user_id: str, transactions, erase: bool) -> int:

@@ -72,15 +72,20 @@ def redis_places(client, user_id: str) -> dict[str, int]:
     return found
 
 
+def file_holds(path: Path, needle: bytes) -> bool:
+    """Whether a file holds the bytes; a file removed meanwhile (a rotated log, a dropped
+    checkpoint) holds nothing."""
+    try:
+        with path.open("rb") as stream:
+            return stream_holds(stream, needle)
+    except OSError:
+        return False
+
+
 def file_places(paths: list[Path], user_id: str, home: Path) -> dict[str, int]:
     found: dict[str, int] = {}
     for path in paths:
-        try:
-            with path.open("rb") as stream:
-                held = stream_holds(stream, user_id.encode())
-        except OSError:  # removed meanwhile (a rotated log, a dropped checkpoint)
-            continue
-        if held:
+        if file_holds(path, user_id.encode()):
             where = str(path.relative_to(home)) if path.is_relative_to(home) else str(path)
             found[f"files:{where}"] = 1
     return found

@@ -32,7 +32,7 @@ from fraud_platform.governance.erasure_stores import (  # noqa: F401  (the modul
     scan_lake,
     scan_redis,
     scan_warehouse,
-    user_merchants,
+    user_trail,
     user_transactions,
 )
 from fraud_platform.governance.secrets import signing_key

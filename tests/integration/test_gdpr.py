@@ -260,7 +260,7 @@ def test_an_interrupted_erasure_resumes_where_it_stopped(stores, governance, mon
     assert done["status"] == "verified"
     ran = [e["details"]["step"] for e in audit.entries() if e["action"] == "gdpr.erase.step"]
     assert ran.count("lake") == 1 and ran.count("warehouse_file") == 2  # failed, then done
-    assert ran[-2:] == ["warehouse_file", "dagster"]
+    assert ran[-3:] == ["warehouse_file", "dagster", "logs"]
     assert all(user_id not in p.read_text() for p in governance.glob("audit-*.jsonl"))
 
 

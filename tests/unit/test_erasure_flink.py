@@ -44,3 +44,16 @@ def test_with_no_job_and_no_copy_there_is_nothing_to_erase(settings):
 def test_the_request_names_the_user_its_transactions_and_merchants():
     body = json.loads(erasure_flink.request("u1", ["t1", "t2"], ["m1"]))
     assert body == {"user_id": "u1", "transaction_ids": ["t1", "t2"], "merchants": ["m1"]}
+
+
+def test_an_earlier_stop_s_savepoint_the_registry_no_longer_names_is_found(settings):
+    restore_point(settings, "enrichment", b"user_000007")
+    savepoints = settings.home / "flink" / "savepoints"
+    earlier = savepoints / "savepoint-enrich-0123456789ab"  # Flink: the job id's first 6
+    earlier.mkdir(parents=True)
+    (earlier / "_metadata").write_bytes(b"\x00user_000042\x00")
+    (savepoints / "savepoint-other0-0123456789ab").mkdir()  # another instance's
+    (savepoints / "savepoint-other0-0123456789ab" / "_metadata").write_bytes(b"user_000042")
+    assert erasure_flink.holding_files(settings, "user_000042") == 1
+    with pytest.raises(erasure_flink.StateNotErased, match="savepoint-enrich-"):
+        erasure_flink.forget(settings, "user_000042", ["t1"], ["m1"])
