@@ -13,9 +13,13 @@ setup:
 	$(UV) sync --frozen
 	$(UV) sync --frozen --project streaming
 
-run: setup  ## start every service; the Dagster UI answers on http://127.0.0.1:3000
-	$(UV) run fraud-platform stack up
-	$(UV) run fraud-platform stream deploy
+# `make run` options (unset: `fraud-platform run --help` gives the defaults): DAYS of simulated
+# history, VOLUME payments a day, live RATE per second, DEMO=0 for the services alone.
+RUN_OPTIONS = $(if $(DAYS),--days $(DAYS)) $(if $(VOLUME),--volume $(VOLUME)) \
+	$(if $(RATE),--rate $(RATE)) $(if $(filter 0,$(DEMO)),--no-demo)
+
+run: setup  ## the main job end to end: services, history, backfill, model, live predictions
+	$(UV) run fraud-platform run $(RUN_OPTIONS)
 
 test: setup  ## lint, then unit and integration tests against the real services
 	$(UV) run ruff check .

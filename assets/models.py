@@ -12,7 +12,7 @@ import pyarrow as pa
 from assets.model_selection import hyperparameters
 from assets.training import training_set
 from fraud_platform.batch.metadata import partition_dates, timed
-from fraud_platform.lake import parquet_bytes, read_json, write_atomically
+from fraud_platform.lake import parquet_bytes, write_atomically
 from fraud_platform.models import registry
 from fraud_platform.models.evaluation import curves_png, evaluate_frame
 from fraud_platform.models.gate import POSTTRAINING, Thresholds, promotion_decision
@@ -188,11 +188,9 @@ def production_model(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     post-training suites: a sane model that beats production on the same holdout); otherwise
     production stays as it is. The suites run here again, so a promotion launched on its own
     is gated too. `fraud-platform model rollback` undoes a promotion."""
-    filesystem, base = lake.filesystem()
     day = partition_dates(context)[-1]  # a backfill promotes, at most, its latest candidate
     version = _candidate_of(lake, day)
-    report = read_json(filesystem, f"{base}/{registry.EVALUATIONS}/{version}/evaluation.json")
-    if report is None:
+    if registry.evaluation_report(lake, version) is None:
         raise dg.Failure(f"{version} has no evaluation: materialize models/evaluation first")
     promote, reason = promotion_decision(lake, day)
     if promote:

@@ -46,6 +46,7 @@ def quality_dashboard(
             **metadata,
             **board.summary,
             "path": dg.MetadataValue.path(lake.uri(board.path)),
+            **lake.link(board.path),
             "plots": dg.MetadataValue.md(images_md(main)),
         }
     )

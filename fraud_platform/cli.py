@@ -25,8 +25,9 @@ ARCHIVED_TOPICS = (
 )
 SERVICES_HELP = (
     "Services: redis, kafka, flink (= flink-jobmanager + flink-taskmanager), validator, "
-    "archiver, scorer, dagster. "
-    "No name means all of them."
+    "archiver, scorer, dagster; on demand: traffic (live simulated payments over the world "
+    "`fraud-platform run` wrote), docs (the lake's reports over HTTP). "
+    "No name means all but the on-demand ones (`down`: all of them)."
 )
 
 
@@ -119,6 +120,61 @@ def down(services: tuple[str, ...]) -> None:
     except StackError as error:
         _fail(error)
     console.print("[green]stack down[/]")
+
+
+@main.command()
+@click.option("--days", type=int, help="Days of simulated history.  [default: 90]")
+@click.option("--volume", type=int, help="Payments per simulated day.  [default: 1000]")
+@click.option("--users", type=int, help="Card holders.  [default: 1000]")
+@click.option("--merchants", type=int, help="Merchants.  [default: 1000]")
+@click.option("--rate", type=float, help="Live payments per second.  [default: 20]")
+@click.option("--demo/--no-demo", default=True, show_default=True, help="Simulated data, or none.")
+def run(days: int, volume: int, users: int, merchants: int, rate: float, demo: bool) -> None:
+    """The platform's main job end to end (`make run`): services, streaming jobs, a simulated
+    history backfilled by Dagster into a promoted model, then live traffic and predictions.
+    What exists already is kept; a second run starts only what is missing."""
+    from fraud_platform.stack.demo import DemoWorld
+    from fraud_platform.stack.first_run import FirstRun
+
+    given = {"days": days, "volume": volume, "users": users, "merchants": merchants, "rate": rate}
+    world = DemoWorld(**{k: v for k, v in given.items() if v is not None}) if demo else None
+    first_run = FirstRun(Settings.from_env(), world)
+    began = time.monotonic()
+    try:
+        for title, step in first_run.steps():
+            started = time.monotonic()
+            with console.status(title) as status:
+                detail = step(lambda msg, title=title: status.update(f"{title}: {msg}"))
+            seconds = time.monotonic() - started
+            console.print(f"[green]\u2713[/] {title:<22} {seconds:6.1f}s  {detail}")
+        outcome = first_run.summarize()
+    except StackError as error:
+        _fail(error)
+    _print_first_run(outcome, time.monotonic() - began)
+
+
+def _print_first_run(outcome, seconds: float) -> None:
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # links stay whole, wrapped, never cut with an ellipsis
+    table.add_row("Dagster UI", f"[bold]{outcome.dagster_url}[/]")
+    if outcome.backfill_id:
+        table.add_row("backfill", f"{outcome.dagster_url}/runs/b/{outcome.backfill_id}")
+    layers = ", ".join(f"{g} {n}" for g, n in sorted(outcome.materialized.items()) if n)
+    table.add_row("materialized", f"{layers or 'nothing yet'} (asset partitions)")
+    if outcome.model:
+        shown = ("auc_roc", "average_precision", "card_precision_at_k")
+        metrics = ", ".join(f"{m} {outcome.metrics[m]:.3f}" for m in shown if m in outcome.metrics)
+        table.add_row("production model", f"{outcome.model} ({metrics})")
+    if outcome.live_rate:
+        live = f"{outcome.live_rate:g} payments/s in, {outcome.predictions:,} predictions so far"
+        table.add_row("live", live)
+    if outcome.dashboard_url:
+        table.add_row("quality dashboard", outcome.dashboard_url)
+    table.add_row("Data Docs", outcome.data_docs_url)
+    table.add_row("stop", "make down (data stays in the platform's home)")
+    console.print(f"[green]platform running[/] after {seconds:.0f}s")
+    console.print(table)
 
 
 @stack.command()
@@ -432,10 +488,12 @@ def history(days: int, volume: int, seed: int, end, users: int, merchants: int) 
 
 @simulate.command()
 @click.option("--rate", default=1000.0, show_default=True, help="Payments per second.")
-@click.option("--count", default=100_000, show_default=True, help="Payments to send.")
+@click.option("--count", default=100_000, show_default=True, help="Payments to send (0: forever).")
 @click.option("--volume", default=100_000, show_default=True, help="Payments per simulated day.")
 @click.option("--seed", default=42, show_default=True)
-def live(rate: float, count: int, volume: int, seed: int) -> None:
+@click.option("--users", default=5_000, show_default=True)
+@click.option("--merchants", default=10_000, show_default=True)
+def live(rate: float, count: int, volume: int, seed: int, users: int, merchants: int) -> None:
     """Send payments into transactions-ingest at RATE per second, and due labels."""
     import os
 
@@ -444,16 +502,24 @@ def live(rate: float, count: int, volume: int, seed: int) -> None:
     from fraud_platform.simulation.reference import build_world
 
     producer = build_resources()["kafka"].producer(**{"linger.ms": 10})
-    progress, task = _progress(count, "payments")
+    # The stack's traffic service (stack/demo.py) proves it is alive through this file.
+    heartbeat = os.environ.get("FRAUD_TRAFFIC_HEARTBEAT")
+    progress, task = _progress(count or None, "payments")
+
+    def tick(sent: int) -> None:
+        progress.update(task, completed=sent)
+        if heartbeat:
+            Path(heartbeat).touch()
+
     with progress:
         sent, labels = run_live(
-            build_world(seed),
+            build_world(seed, users, merchants),
             producer,
             rate,
             count,
             volume,
             topic_prefix=os.environ.get("FRAUD_TOPIC_PREFIX", ""),
-            progress=lambda n: progress.update(task, completed=n),
+            progress=tick,
         )
     console.print(f"sent {sent:,} payments and {labels:,} labels")
 

@@ -38,6 +38,7 @@ class Ports:
     flink_rpc: int = 6123
     dagster: int = 3000
     validator_metrics: int = 9308
+    docs: int = 3080  # the lake's reports (quality dashboard, Data Docs) over HTTP
 
     @classmethod
     def from_env(cls) -> Ports:
@@ -69,6 +70,7 @@ class Settings:
     roles_file: str = ""  # who holds which role (governance/grants.py)
     audit_dir: str = ""  # the audit log's day files (governance/audit.py)
     audit_anchor: str = ""  # the chain's anchored head, kept apart from the log
+    docs_url: str = ""  # where the lake's analytics/ folder is served (stack service docs)
 
     def __post_init__(self) -> None:
         # Derived defaults: the clients point at the local stack unless told otherwise.
@@ -80,6 +82,7 @@ class Settings:
             "duckdb_path": str(self.home / "warehouse" / "fraud.duckdb"),
             "roles_file": str(self.home / "governance" / "roles.json"),
             "audit_dir": str(self.home / "logs" / "audit"),
+            "docs_url": f"http://{LOOPBACK}:{self.ports.docs}",
         }
         for name, value in defaults.items():
             if not getattr(self, name):
@@ -112,4 +115,5 @@ class Settings:
             roles_file=_env("FRAUD_ROLES_FILE", ""),
             audit_dir=_env("FRAUD_AUDIT_DIR", ""),
             audit_anchor=_env("FRAUD_AUDIT_ANCHOR", ""),
+            docs_url=_env("FRAUD_DOCS_URL", ""),
         )

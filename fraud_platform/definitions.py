@@ -43,5 +43,7 @@ defs = dg.Definitions.merge(
     alerts.defs,
     audit_sensors.defs,
     recovery.defs,
-    dg.Definitions(resources=build_resources()),
+    # A run's steps share one process, so one SparkSession and one import of the platform:
+    # a process per step would start Spark again for each, which costs more than the step.
+    dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
 )

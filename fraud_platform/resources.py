@@ -84,6 +84,7 @@ class LakeResource(dg.ConfigurableResource):
     root: str
     s3_endpoint_url: str = ""
     aws_region: str = "us-east-1"
+    docs_url: str = ""  # where a local lake's analytics/ is served over HTTP (stack docs)
 
     @property
     def is_s3(self) -> bool:
@@ -107,6 +108,14 @@ class LakeResource(dg.ConfigurableResource):
         """A path inside the lake, for pyarrow (no scheme) on the lake's filesystem."""
         _, base = self.filesystem()
         return "/".join([base, *parts])
+
+    def link(self, path: str) -> dict[str, dg.MetadataValue]:
+        """A browser link to a report under analytics/, as metadata; none for a lake on S3
+        or without the docs service, where the path is all there is."""
+        folder = "analytics/"
+        if self.is_s3 or not self.docs_url or not path.startswith(folder):
+            return {}
+        return {"open": dg.MetadataValue.url(f"{self.docs_url}/{path.removeprefix(folder)}")}
 
     def uri(self, *parts: str) -> str:
         """A URI inside the lake, for Spark (`s3a://` on S3, a plain path locally)."""
@@ -244,7 +253,11 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
         "kafka": KafkaResource(bootstrap_servers=settings.kafka_bootstrap),
         "redis": RedisResource(url=settings.redis_url),
         "flink": FlinkResource(rest_url=settings.flink_rest_url),
-        "lake": LakeResource(root=settings.lake_root, s3_endpoint_url=settings.s3_endpoint_url),
+        "lake": LakeResource(
+            root=settings.lake_root,
+            s3_endpoint_url=settings.s3_endpoint_url,
+            docs_url=settings.docs_url,
+        ),
         "spark": SparkResource(
             master=settings.spark_master, s3_endpoint_url=settings.s3_endpoint_url
         ),

@@ -40,3 +40,9 @@ def governance(tmp_path, monkeypatch):
     """Each test audits into its own log (returned), so it sees its own entries only."""
     monkeypatch.setenv("FRAUD_AUDIT_DIR", str(tmp_path / "audit"))
     return tmp_path / "audit"
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Tests marked `last` (the first run, which leaves live traffic and the default Flink
+    jobs on the shared stack) run after every other test, whatever their file names."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)

@@ -91,6 +91,12 @@ def latest_candidate(lake, as_of: str) -> str | None:
     return max(found, key=lambda info: info.mtime).base_name if found else None
 
 
+def evaluation_report(lake, version: str) -> dict[str, Any] | None:
+    """The evaluation.json models/evaluation wrote for `version`, None before it ran."""
+    filesystem, base = lake.filesystem()
+    return read_json(filesystem, f"{base}/{EVALUATIONS}/{version}/evaluation.json")
+
+
 def evaluation_frame(lake, as_of: str, name: str):
     """One of the frames the evaluation wrote for the latest candidate of `as_of`."""
     import pyarrow.parquet as pq

@@ -17,7 +17,7 @@ from typing import Any
 
 from fraud_platform.config import Settings
 from fraud_platform.features.catalog import LABEL_DELAY_DAYS, history_days
-from fraud_platform.lake import RAW_TRANSACTIONS, existing_dates, read_json
+from fraud_platform.lake import RAW_TRANSACTIONS, existing_dates
 from fraud_platform.models.protocol import METRICS, TrainingWindow
 
 
@@ -184,8 +184,7 @@ def run_training(
             times[stage.name] = time.monotonic() - began
             on_stage(stage.name, "done", f"{times[stage.name]:.0f} s")
     version = registry.latest_candidate(lake, run.as_of)
-    filesystem, base = lake.filesystem()
-    report = read_json(filesystem, f"{base}/{registry.EVALUATIONS}/{version}/evaluation.json")
+    report = registry.evaluation_report(lake, version)
     return {
         "version": version,
         "as_of": run.as_of,

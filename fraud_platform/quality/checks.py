@@ -110,6 +110,7 @@ def _check(
                 "details": dg.MetadataValue.json(dict(_details(by_date))),
                 "seconds": round(sum(o.seconds for o in by_date.values()), 2),
                 "data_docs": dg.MetadataValue.path(lake.uri(report_path(check, max(by_date)))),
+                **lake.link(report_path(check, max(by_date))),
             },
         )
 

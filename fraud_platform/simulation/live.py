@@ -82,7 +82,8 @@ def run_live(
     topic_prefix: str = "",
     progress: Callable[[int], None] = lambda sent: None,
 ) -> tuple[int, int]:
-    """Send `count` payments at `rate` per second; returns (payments, labels) sent."""
+    """Send `count` payments (0: until stopped) at `rate` per second; returns (payments,
+    labels) sent. `progress` is called once per tick, so it can also prove the sender alive."""
     started_ms = int(time.time() * 1000)
     today = epoch_day(datetime.now(UTC).date())
     pending = PendingLabels(world, today, volume, started_ms)
@@ -92,8 +93,9 @@ def run_live(
     payments = transaction_messages(generate_day(world, day, volume).transactions)
     sent = labels = 0
     began = time.monotonic()
-    while sent < count:
-        target = min(count, int((time.monotonic() - began) * rate) + 1)
+    while count == 0 or sent < count:
+        target = int((time.monotonic() - began) * rate) + 1
+        target = min(count, target) if count else target
         now_ms = int(time.time() * 1000)
         while sent < target:
             record = next(payments, None)

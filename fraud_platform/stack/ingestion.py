@@ -49,7 +49,7 @@ class ValidatorService(Service):
             return False
 
 
-class _HeartbeatService(Service):
+class HeartbeatService(Service):
     """A service that proves it is alive by touching a file (FRAUD_<NAME>_HEARTBEAT)."""
 
     start_timeout = 60.0
@@ -81,7 +81,7 @@ class _HeartbeatService(Service):
             return False
 
 
-class ArchiverService(_HeartbeatService):
+class ArchiverService(HeartbeatService):
     name = "archiver"
     needs = ("kafka",)
     arguments = ("ingest", "archive")
@@ -90,7 +90,7 @@ class ArchiverService(_HeartbeatService):
         return f"{self.settings.lake_root} (raw, labels, predictions, dead letters)"
 
 
-class ScorerService(_HeartbeatService):
+class ScorerService(HeartbeatService):
     name = "scorer"
     needs = ("redis", "kafka")
     arguments = ("stream", "score")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from fraud_platform.config import Settings
 from fraud_platform.stack.dagster import DagsterService
+from fraud_platform.stack.demo import DocsService, TrafficService
 from fraud_platform.stack.flink import FlinkJobManager, FlinkTaskManager
 from fraud_platform.stack.ingestion import ArchiverService, ScorerService, ValidatorService
 from fraud_platform.stack.kafka import KafkaService
@@ -30,6 +31,8 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     ArchiverService,
     ScorerService,
     DagsterService,
+    TrafficService,
+    DocsService,
 )
 SERVICE_NAMES = tuple(t.name for t in SERVICE_TYPES)
 GROUPS = {"flink": ("flink-jobmanager", "flink-taskmanager")}
@@ -61,8 +64,9 @@ class Stack:
         self.settings = settings or Settings.from_env()
         self.services = {t.name: t(self.settings) for t in SERVICE_TYPES}
 
-    def select(self, names: Iterable[str] = ()) -> list[Service]:
-        """Services by name (or group name) in start order; all of them for no names."""
+    def select(self, names: Iterable[str] = (), on_demand: bool = True) -> list[Service]:
+        """Services by name (or group name) in start order; for no names, all of them (the
+        on-demand ones only if `on_demand`)."""
         wanted: set[str] = set()
         for name in names:
             if name in GROUPS:
@@ -72,7 +76,9 @@ class Stack:
             else:
                 known = ", ".join([*SERVICE_NAMES, *GROUPS])
                 raise StackError(f"unknown service {name!r}: choose from {known}")
-        return [s for n, s in self.services.items() if not wanted or n in wanted]
+        if not wanted:
+            return [s for s in self.services.values() if on_demand or not s.on_demand]
+        return [s for n, s in self.services.items() if n in wanted]
 
     def up(
         self, names: Iterable[str] = (), progress: Progress = lambda _: None
@@ -82,7 +88,7 @@ class Stack:
         JVM start-ups dominate, so overlapping them roughly halves a warm start. A failure
         does not stop the others; the first error is raised once every start has settled.
         """
-        selected = self.select(names)
+        selected = self.select(names, on_demand=False)
         with ThreadPoolExecutor(max_workers=len(selected) or 1) as pool:
             futures: dict[str, Future[StartResult]] = {}
             for service in selected:

@@ -17,6 +17,7 @@ class Service(ABC):
     start_timeout: float = 90.0
     stop_timeout: float = 30.0
     needs: tuple[str, ...] = ()  # services that must be healthy before this one starts
+    on_demand: bool = False  # started only when named (`stack up traffic`), stopped by all
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -10,6 +10,7 @@ checkpoint to restore. Prints `Job ID: <id>` once the cluster has accepted the j
 from __future__ import annotations
 
 import json
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -29,11 +30,14 @@ PACKAGE = Path(__file__).resolve().parent
 
 def package_zip(directory: Path) -> Path:
     """The job's code as a zip holding fraud_streaming/ (a shipped directory would land on
-    the workers' path by its content, not as the package)."""
+    the workers' path by its content, not as the package). Written aside and renamed, so
+    jobs submitted at the same time never read each other's half-written archive."""
     target = directory / "fraud_streaming.zip"
-    with zipfile.ZipFile(target, "w") as archive:
+    partial = directory / f"fraud_streaming.{os.getpid()}.zip.partial"
+    with zipfile.ZipFile(partial, "w") as archive:
         for source in sorted(PACKAGE.glob("*.py")):
             archive.write(source, f"fraud_streaming/{source.name}")
+    os.replace(partial, target)
     return target
 
 

@@ -1,39 +1,59 @@
-"""The Dagster UI in a real browser (Debian's chromium, driven by Selenium): the asset graph
-shows every layer, and a user can launch a partition's materialization and a backfill.
+"""The first run (`fraud-platform run`, what `make run` does) on the test stack, then the
+Dagster UI over the state it leaves, in a real browser (Debian's chromium, driven by Selenium):
+every layer has materialized partitions, a model is promoted, predictions keep arriving, the
+quality dashboard's link opens, and a user can launch a partition and a backfill from the UI.
 
-Screenshots land in docs/screenshots/, which the README shows.
+Screenshots land in FRAUD_SCREENSHOTS_DIR (docs/screenshots/ for the README's pictures), else
+in a temporary folder. This module runs last (conftest.py): its live traffic and the default
+Flink jobs stay out of the other tests' way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
-from fraud_platform.config import PROJECT_ROOT
-from fraud_platform.resources import LakeResource
-from fraud_platform.simulation.history import write_history
-from fraud_platform.simulation.reference import build_world
+from fraud_platform.stack.demo import DemoWorld
+from fraud_platform.stack.first_run import FirstRun, predictions_count
 from fraud_platform.stack.prerequisites import require_binary
+from fraud_platform.topics import MODEL_PREDICTIONS
 
-pytestmark = pytest.mark.integration
-SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
-LAYERS = ["kafka", "raw", "processed", "features", "training", "models", "quality"]
-# The last three days: inside the launch dialog's default 90-day view.
-DAYS = [(date.today() - timedelta(days=n)).isoformat() for n in (3, 2, 1)]
+pytestmark = [pytest.mark.integration, pytest.mark.last]
+LAYERS = ["kafka", "raw", "processed", "features", "training", "models", "quality", "warehouse"]
 WAIT_S = 240
 
 
 @pytest.fixture(scope="module")
-def ui(stack, settings):
-    """The stack's Dagster UI, over a lake holding three simulated days."""
-    world = build_world(seed=11, n_users=200, n_merchants=300)
-    lake = LakeResource(root=settings.lake_root)
-    write_history(lake, world, days=3, volume=500, end=date.today())
-    return stack.services["dagster"].url
+def first_run(stack, settings):
+    """`make run`'s steps with its defaults; the traffic is stopped afterwards."""
+    run = FirstRun(settings, DemoWorld())
+    times = {}
+    for title, step in run.steps():
+        began = time.monotonic()
+        step(lambda _detail: None)
+        times[title] = round(time.monotonic() - began, 1)
+    print(f"first run steps (s): {times}")
+    yield run.summarize()
+    stack.down(["traffic"])
+
+
+@pytest.fixture(scope="module")
+def ui(first_run):
+    return first_run.dagster_url
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = os.environ.get("FRAUD_SCREENSHOTS_DIR")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +194,7 @@ def click(browser, element, then_type: str = "") -> bool:
     return True
 
 
-def launch_from_dialog(browser, url: str, selection: str, button_text: str, shot: str) -> None:
+def launch_from_dialog(browser, url: str, selection: str, button_text: str, shot: Path) -> None:
     """Open raw/transactions, type a partition selection into the Materialize dialog, launch."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -198,50 +218,141 @@ def launch_from_dialog(browser, url: str, selection: str, button_text: str, shot
     launch = f"//button[normalize-space()='{button_text}']"
     wait_for(f"the {button_text!r} button", lambda: browser.find_elements(By.XPATH, launch), 30)
     dismiss_community_modal(browser)
-    browser.save_screenshot(str(SCREENSHOTS / shot))
+    browser.save_screenshot(str(shot))
     button = browser.find_element(By.XPATH, launch)
     wait_for(f"the {button_text!r} button to click", lambda: click(browser, button), 30)
 
 
-def test_asset_graph_shows_every_layer(ui, browser):
+def picture(browser, url: str, ready_xpath: str, shot: Path) -> None:
+    open_page(browser, url, ready_xpath)
+    time.sleep(2)  # let the page finish its layout before the picture
+    browser.save_screenshot(str(shot))
+
+
+def history_days(count: int) -> list[str]:
+    """The last `count` days of the first run's history (it ends yesterday)."""
+    return [(date.today() - timedelta(days=n)).isoformat() for n in range(count, 0, -1)]
+
+
+def test_every_layer_has_materialized_partitions(first_run, ui, browser, screenshots):
     from selenium.webdriver.common.by import By
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    data = graphql(ui, "{ assetNodes { groupName partitionStats { numMaterialized } } }")
+    materialized = {}
+    for node in data["assetNodes"]:
+        count = (node["partitionStats"] or {}).get("numMaterialized", 0)
+        materialized[node["groupName"]] = materialized.get(node["groupName"], 0) + count
+    for layer in LAYERS[1:]:  # kafka's topics are external: observed, not materialized
+        assert materialized.get(layer, 0) > 0, f"nothing materialized in {layer}"
+    assert materialized["raw"] >= DemoWorld().days
     open_page(browser, f"{ui}/asset-groups", "//*[normalize-space()='Global asset lineage']")
     for layer in LAYERS:
         group = f"//*[text()[normalize-space()='{layer}']]"  # in the sidebar and the graph
         wait_for(f"the {layer} group", lambda g=group: browser.find_elements(By.XPATH, g), 60)
-    time.sleep(2)  # let the graph finish its layout before the picture
-    browser.save_screenshot(str(SCREENSHOTS / "01-asset-lineage.png"))
+    time.sleep(2)
+    browser.save_screenshot(str(screenshots / "01-asset-lineage.png"))
 
 
-def test_a_partition_materializes_from_the_ui(ui, browser):
-    day = DAYS[1]
+def test_the_first_run_s_backfill_succeeded(first_run, ui, browser, screenshots):
+    assert first_run.backfill_id, "the first run launched no backfill"
+    data = graphql(
+        ui,
+        "query($id: String!) { partitionBackfillOrError(backfillId: $id) "
+        "{ ... on PartitionBackfill { status } } }",
+        id=first_run.backfill_id,
+    )
+    assert data["partitionBackfillOrError"]["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}
+    picture(
+        browser,
+        f"{ui}/runs/b/{first_run.backfill_id}",
+        "//*[text()[normalize-space()='Succeeded']]",
+        screenshots / "02-first-run-backfill.png",
+    )
+
+
+def test_a_model_is_promoted_with_its_evaluation(first_run, ui, browser, screenshots):
+    assert first_run.model, "no production model after the first run"
+    assert 0.5 < first_run.metrics["auc_roc"] <= 1.0
+    picture(
+        browser,
+        f"{ui}/assets/models/evaluation",
+        "//*[text()[normalize-space()='curves']]",
+        screenshots / "03-model-evaluation.png",
+    )
+    picture(
+        browser,
+        f"{ui}/assets/raw/transactions?view=checks",
+        "//*[contains(text(), 'ingestion')]",
+        screenshots / "04-partition-checks.png",
+    )
+
+
+def test_predictions_keep_arriving(first_run, settings, ui, browser, screenshots):
+    before = predictions_count(settings, MODEL_PREDICTIONS.name)
+    wait_for(
+        "more predictions",
+        lambda: predictions_count(settings, MODEL_PREDICTIONS.name) > before,
+        120,
+    )
+    picture(
+        browser,
+        f"{ui}/assets/streaming/enrichment",
+        "//*[contains(text(), 'enrichment')]",
+        screenshots / "05-streaming-health.png",
+    )
+
+
+def test_the_dashboard_link_opens_a_page(first_run, ui):
+    data = graphql(
+        ui,
+        """{ assetNodes(assetKeys: [{path: ["quality", "dashboard"]}]) {
+             assetMaterializations(limit: 1) {
+               metadataEntries { label ... on UrlMetadataEntry { url } } } } }""",
+    )
+    entries = data["assetNodes"][0]["assetMaterializations"][0]["metadataEntries"]
+    links = [e["url"] for e in entries if e["label"] == "open"]
+    assert links, f"no link in the dashboard's metadata: {[e['label'] for e in entries]}"
+    page = httpx.get(links[0], timeout=10)
+    assert page.status_code == 200
+    assert "<html" in page.text.lower()
+    assert first_run.dashboard_url and httpx.get(first_run.dashboard_url).status_code == 200
+
+
+def test_a_partition_materializes_from_the_ui(ui, browser, screenshots):
+    day = history_days(2)[0]
     earlier = run_ids(ui, day)
-    launch_from_dialog(browser, ui, day, "Launch 1 run", "02-materialize-one-partition.png")
+    shot = screenshots / "06-materialize-one-partition.png"
+    launch_from_dialog(browser, ui, day, "Launch 1 run", shot)
     run_id, status = wait_for(
         f"the run of {day} to succeed",
         lambda: finished(run_status(ui, day, earlier), {"SUCCESS"}, {"FAILURE", "CANCELED"}),
     )
     assert status == "SUCCESS"
-    open_page(browser, f"{ui}/runs/{run_id}", "//*[text()[normalize-space()='Success']]")
-    time.sleep(2)
-    browser.save_screenshot(str(SCREENSHOTS / "03-run-succeeded.png"))
+    picture(
+        browser,
+        f"{ui}/runs/{run_id}",
+        "//*[text()[normalize-space()='Success']]",
+        screenshots / "07-run-succeeded.png",
+    )
 
 
-def test_a_backfill_launches_from_the_ui(ui, browser):
-    selection = f"[{DAYS[0]}...{DAYS[-1]}]"
+def test_a_backfill_launches_from_the_ui(ui, browser, screenshots):
+    days = history_days(3)
+    selection = f"[{days[0]}...{days[-1]}]"
     earlier = frozenset(b["id"] for b in backfills(ui))
-    launch_from_dialog(browser, ui, selection, "Launch backfill", "04-backfill-dialog.png")
+    launch_from_dialog(browser, ui, selection, "Launch backfill", screenshots / "08-backfill.png")
     backfill_id, status = wait_for(
         f"the backfill of {selection} to complete",
         lambda: finished(
-            backfill_status(ui, DAYS, earlier),
+            backfill_status(ui, days, earlier),
             {"COMPLETED", "COMPLETED_SUCCESS"},
             {"FAILED", "COMPLETED_FAILED", "CANCELED"},
         ),
     )
     assert status in {"COMPLETED", "COMPLETED_SUCCESS"}
-    open_page(browser, f"{ui}/runs/b/{backfill_id}", "//*[text()[normalize-space()='Succeeded']]")
-    time.sleep(2)
-    browser.save_screenshot(str(SCREENSHOTS / "05-backfill-completed.png"))
+    picture(
+        browser,
+        f"{ui}/runs/b/{backfill_id}",
+        "//*[text()[normalize-space()='Succeeded']]",
+        screenshots / "09-backfill-completed.png",
+    )

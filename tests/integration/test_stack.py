@@ -18,6 +18,8 @@ def test_every_service_is_healthy_and_reports_its_memory(stack):
     rows = {row.name: row for row in stack.status()}
     assert set(rows) == set(SERVICE_NAMES)
     for row in rows.values():
+        if stack.services[row.name].on_demand and not row.running:
+            continue  # traffic and docs: started by `fraud-platform run` or by name
         assert row.healthy, row.name
         assert row.rss_bytes > 0, row.name
 

@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.raw import raw_labels
 from fraud_platform.definitions import defs
+from fraud_platform.partitions import daily
 from sensors.labels import label_arrival_sensor
 from sensors.schedules import nightly_schedule
 
@@ -44,3 +45,26 @@ def test_the_sensor_fires_once_per_new_label_partition():
         _land(instance, "2025-03-04")
         partitions, cursor = _tick(instance, cursor)
         assert partitions == ["2025-03-04"]
+
+
+@dg.asset(key=raw_labels.key, partitions_def=daily)
+def _labels_landing() -> None:
+    """raw/labels as a run materializes it, without the lake behind it."""
+
+
+def _land_in_run(instance, partition: str, job: str, tags: dict) -> None:
+    definitions = dg.Definitions(
+        assets=[_labels_landing], jobs=[dg.define_asset_job(job, selection=[raw_labels.key])]
+    )
+    result = definitions.resolve_job_def(job).execute_in_process(
+        instance=instance, partition_key=partition, tags=tags
+    )
+    assert result.success
+
+
+def test_labels_a_backfill_or_the_nightly_job_materialized_train_nothing_more():
+    with dg.instance_for_test() as instance:
+        _land_in_run(instance, "2025-03-01", "labels_only", {"dagster/backfill": "first-run"})
+        _land_in_run(instance, "2025-03-02", "nightly_batch", {})
+        _land_in_run(instance, "2025-03-03", "labels_only", {})
+        assert _tick(instance, None)[0] == ["2025-03-03"]

@@ -1,0 +1,58 @@
+"""The first run's plan (what it backfills over which days), its recorded world, and the
+stack's on-demand services, without starting anything."""
+
+from datetime import date, timedelta
+
+from fraud_platform.config import Settings
+from fraud_platform.resources import LakeResource
+from fraud_platform.stack.dagster_api import BackfillState
+from fraud_platform.stack.demo import DemoWorld
+from fraud_platform.stack.first_run import LAST_DAY, TRAINING_DAYS, FirstRun
+from fraud_platform.stack.manager import Stack
+
+
+def test_the_world_is_recorded_for_the_traffic_and_the_next_run(tmp_path):
+    settings = Settings(home=tmp_path)
+    assert DemoWorld.load(settings) is None
+    world = DemoWorld(days=40, rate=5.0, history_end="2026-11-30")
+    world.save(settings)
+    assert DemoWorld.load(settings) == world
+    command = Stack(settings).services["traffic"].command()
+    assert command[command.index("--rate") + 1] == "5.0"
+    assert command[command.index("--count") + 1] == "0"  # forever
+
+
+def test_the_backfill_covers_the_history_the_training_window_and_the_last_day(tmp_path):
+    world = DemoWorld(days=90, train_days=7, history_end="2026-12-02")
+    run = FirstRun(Settings(home=tmp_path), world)
+    ranges = run._ranges()
+    assert ranges["raw/transactions"] == ("2026-09-04", "2026-12-02")  # 90 days
+    first = date(2026, 12, 2) - timedelta(days=27)  # train 7, delay 7, test 7, maturity 7
+    assert ranges[TRAINING_DAYS[0]] == (first.isoformat(), "2026-12-02")
+    assert all(ranges[key] == ("2026-12-02", "2026-12-02") for key in LAST_DAY)
+
+
+def test_traffic_and_docs_start_only_when_named_and_stop_with_the_rest(tmp_path):
+    stack = Stack(Settings(home=tmp_path))
+    plain_up = [s.name for s in stack.select((), on_demand=False)]
+    assert "traffic" not in plain_up and "docs" not in plain_up and "dagster" in plain_up
+    assert {"traffic", "docs"} <= {s.name for s in stack.select(())}
+    assert [s.name for s in stack.select(["traffic"], on_demand=False)] == ["traffic"]
+
+
+def test_a_backfill_succeeds_only_when_it_completed_without_a_failed_partition():
+    assert BackfillState("REQUESTED", 10, 3, 0).finished is False
+    assert BackfillState("COMPLETED_SUCCESS", 10, 10, 0).succeeded
+    assert not BackfillState("COMPLETED_FAILED", 10, 7, 3).succeeded
+    assert BackfillState("COMPLETED_FAILED", 10, 7, 3).finished
+
+
+def test_reports_under_analytics_get_a_browser_link_on_a_local_lake_only():
+    local = LakeResource(root="/lake", docs_url="http://127.0.0.1:3080")
+    link = local.link("analytics/data_quality_reports/date=2026-12-02/dashboard.html")
+    assert (
+        link["open"].url
+        == "http://127.0.0.1:3080/data_quality_reports/date=2026-12-02/dashboard.html"
+    )
+    assert local.link("models/current") == {}
+    assert LakeResource(root="s3://bucket/lake", docs_url="http://x").link("analytics/a") == {}
