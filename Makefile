@@ -39,3 +39,4 @@ bench: setup  ## benchmarks: platform against raw baselines, printed side by sid
 	$(UV) run python benchmarks/streaming/bench_feature_fetch.py
 	$(UV) run python benchmarks/streaming/bench_enrichment_latency.py
 	$(UV) run python benchmarks/streaming/bench_scorer.py
+	$(UV) run python benchmarks/first_run/bench_first_run.py

@@ -5,13 +5,15 @@ import dagster as dg
 from assets.processed import processed_transactions
 from assets.raw import raw_labels
 from fraud_platform.batch.aggregates import profiles, push_profiles
-from fraud_platform.batch.metadata import lake_size, partition_dates, preview, timed
+from fraud_platform.batch.metadata import lake_head, lake_size, partition_dates, preview, timed
 from fraud_platform.batch.processing import feature_rows, write_partitions
 from fraud_platform.features.catalog import CATALOG, history_days
 from fraud_platform.lake import (
     MERCHANT_PROFILES_PATH,
     TRANSACTION_FEATURES_PATH,
     USER_PROFILES_PATH,
+    dataset,
+    row_count,
 )
 from fraud_platform.partitions import daily
 from fraud_platform.quality import loaders
@@ -66,11 +68,9 @@ def transaction_features(
             raise dg.Failure(
                 f"no processed transactions before {dates[-1]}: materialize them first"
             )
-        frame = frame.cache()
-        rows = frame.count()
-        write_partitions(frame, lake, TRANSACTION_FEATURES_PATH)
-        head = [r.asDict() for r in frame.select(*[f.name for f in CATALOG[:8]]).limit(5).collect()]
-        frame.unpersist()
+        write_partitions(frame, lake, TRANSACTION_FEATURES_PATH)  # the one Spark job
+        rows = row_count(lake, TRANSACTION_FEATURES_PATH, dates)
+        head = lake_head(lake, TRANSACTION_FEATURES_PATH, dates, [f.name for f in CATALOG[:8]])
     files, size = lake_size(lake, TRANSACTION_FEATURES_PATH, dates)
     return dg.MaterializeResult(
         metadata={
@@ -112,12 +112,11 @@ def entity_profiles(
             if built is None:
                 raise dg.Failure(f"no processed transactions up to {day}: materialize them first")
             for (entity, path), frame in zip(PROFILE_PATHS.items(), built, strict=True):
-                frame = frame.cache()
-                counts[entity] = frame.count()
                 frame.write.mode("overwrite").parquet(lake.uri(path, f"date={day}"))
+                written = dataset(lake, f"{path}/date={day}").to_table()  # small: one per entity
+                counts[entity] = written.num_rows
                 if day == dates[-1]:
-                    push_profiles(frame, entity, redis.url)
-                frame.unpersist()
+                    push_profiles(written.to_pylist(), entity, redis.url)
     return dg.MaterializeResult(
         metadata={
             **metadata,

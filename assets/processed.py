@@ -3,9 +3,9 @@
 import dagster as dg
 
 from assets.raw import raw_transactions
-from fraud_platform.batch.metadata import lake_size, partition_dates, preview, timed
+from fraud_platform.batch.metadata import lake_head, lake_size, partition_dates, preview, timed
 from fraud_platform.batch.processing import process_transactions, write_partitions
-from fraud_platform.lake import PROCESSED_TRANSACTIONS_PATH
+from fraud_platform.lake import PROCESSED_TRANSACTIONS_PATH, row_count
 from fraud_platform.partitions import daily
 from fraud_platform.quality import loaders
 from fraud_platform.quality.checks import suite_checks
@@ -33,11 +33,9 @@ def processed_transactions(
         frame, raw_rows = process_transactions(spark.session(), lake, dates)
         if frame is None:
             raise dg.Failure(f"no raw transactions for {dates[0]}..{dates[-1]} in the lake")
-        frame = frame.cache()
-        rows = frame.count()
-        write_partitions(frame, lake, PROCESSED_TRANSACTIONS_PATH)
-        head = [r.asDict() for r in frame.drop("date").limit(5).collect()]
-        frame.unpersist()
+        write_partitions(frame, lake, PROCESSED_TRANSACTIONS_PATH)  # the one Spark job
+        rows = row_count(lake, PROCESSED_TRANSACTIONS_PATH, dates)
+        head = lake_head(lake, PROCESSED_TRANSACTIONS_PATH, dates)
     files, size = lake_size(lake, PROCESSED_TRANSACTIONS_PATH, dates)
     return dg.MaterializeResult(
         metadata={

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from fraud_platform.config import Settings
 from fraud_platform.models.protocol import METRICS
+from fraud_platform.stack.demo import DemoWorld
 from fraud_platform.stack.process import StackError
 from fraud_platform.topics import DLQ_TOPICS
 
@@ -122,21 +123,26 @@ def down(services: tuple[str, ...]) -> None:
     console.print("[green]stack down[/]")
 
 
+def _world_option(name: str, kind: type, help: str):
+    """An option of the first run's world, its default shown from DemoWorld's own; unset, the
+    recorded world's value stands (a second run keeps its history)."""
+    default = getattr(DemoWorld, name)
+    return click.option(f"--{name}", type=kind, help=f"{help}  [default: {default:g}]")
+
+
 @main.command()
-@click.option("--days", type=int, help="Days of simulated history.  [default: 90]")
-@click.option("--volume", type=int, help="Payments per simulated day.  [default: 1000]")
-@click.option("--users", type=int, help="Card holders.  [default: 1000]")
-@click.option("--merchants", type=int, help="Merchants.  [default: 1000]")
-@click.option("--rate", type=float, help="Live payments per second.  [default: 20]")
+@_world_option("days", int, "Days of simulated history.")
+@_world_option("volume", int, "Payments per simulated day.")
+@_world_option("users", int, "Card holders.")
+@_world_option("merchants", int, "Merchants.")
+@_world_option("rate", float, "Live payments per second.")
 @click.option("--demo/--no-demo", default=True, show_default=True, help="Simulated data, or none.")
-def run(days: int, volume: int, users: int, merchants: int, rate: float, demo: bool) -> None:
+def run(demo: bool, **given: float | None) -> None:
     """The platform's main job end to end (`make run`): services, streaming jobs, a simulated
     history backfilled by Dagster into a promoted model, then live traffic and predictions.
     What exists already is kept; a second run starts only what is missing."""
-    from fraud_platform.stack.demo import DemoWorld
     from fraud_platform.stack.first_run import FirstRun
 
-    given = {"days": days, "volume": volume, "users": users, "merchants": merchants, "rate": rate}
     world = DemoWorld(**{k: v for k, v in given.items() if v is not None}) if demo else None
     first_run = FirstRun(Settings.from_env(), world)
     began = time.monotonic()

@@ -267,6 +267,13 @@ def existing_dates(lake, path: str, dates: list[str]) -> list[str]:
     return [d for d, info in zip(dates, infos, strict=True) if info.type == FileType.Directory]
 
 
+def row_count(lake, path: str, dates: list[str]) -> int:
+    """Rows in the `date=` partitions of `path` among `dates`, from the Parquet footers: no
+    data is read."""
+    present = existing_dates(lake, path, dates)
+    return sum(dataset(lake, f"{path}/date={d}").count_rows() for d in present)
+
+
 USER_PROFILES_PATH = "processed/aggregates/users"
 MERCHANT_PROFILES_PATH = "processed/aggregates/merchants"
 

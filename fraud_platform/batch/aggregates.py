@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 
 from fraud_platform.batch.processing import date_range, read_dates
@@ -60,26 +61,24 @@ def _true():
     return lit(True)
 
 
-def push_profiles(frame, entity: str, redis_url: str, ttl_days: int = 7) -> None:
-    """HSET each row as the entity's profile hash, pipelined per Spark partition."""
+def push_profiles(rows: Iterable[dict], entity: str, redis_url: str, ttl_days: int = 7) -> int:
+    """HSET each profile (a row of the written profiles, read back from the lake: a few dozen
+    numbers per entity) as the entity's hash, pipelined; returns how many."""
+    import redis
+
     key_template = PROFILE_KEYS[entity]
     key_column = f"{entity}_id"
     ttl = ttl_days * 86_400
-
-    def write(rows) -> None:
-        import redis
-
-        client = redis.Redis.from_url(redis_url)
-        pipe = client.pipeline(transaction=False)
-        for i, row in enumerate(rows, 1):
-            values = {
-                k: ("" if v is None else v) for k, v in row.asDict().items() if k != key_column
-            }
-            key = key_template.format(row[key_column])
-            pipe.hset(key, mapping=values)
-            pipe.expire(key, ttl)
-            if i % 1000 == 0:
-                pipe.execute()
-        pipe.execute()
-
-    frame.foreachPartition(write)
+    client = redis.Redis.from_url(redis_url)
+    pipe = client.pipeline(transaction=False)
+    pushed = 0
+    for pushed, row in enumerate(rows, 1):
+        values = {k: ("" if v is None else v) for k, v in row.items() if k != key_column}
+        key = key_template.format(row[key_column])
+        pipe.hset(key, mapping=values)
+        pipe.expire(key, ttl)
+        if pushed % 1_000 == 0:
+            pipe.execute()
+    pipe.execute()
+    client.close()
+    return pushed

@@ -13,6 +13,7 @@ from fraud_platform.lake import (
     RAW_TRANSACTIONS,
     USERS,
     existing_dates,
+    row_count,
 )
 
 
@@ -58,7 +59,7 @@ def process_transactions(spark, lake, dates: list[str]):
     raw = read_dates(spark, lake, RAW_TRANSACTIONS.path, dates, RAW_TRANSACTIONS.schema)
     if raw is None:
         return None, 0
-    raw_rows = raw.count()
+    raw_rows = row_count(lake, RAW_TRANSACTIONS.path, dates)
     raw.createOrReplaceTempView("raw_transactions")
     users = read_reference(spark, lake, USERS.path, "user_id")
     merchants = read_reference(spark, lake, MERCHANTS.path, "merchant_id")

@@ -79,20 +79,10 @@ def _with_wal(path: Path) -> list[Path]:
     return [path, wal] if wal.exists() else [path]
 
 
-def _redact_file(path: Path, user_id: str, alias: str) -> int:
-    """A plain file (a run's compute log) with the id replaced, swapped in atomically."""
-    data = path.read_bytes()
-    hits = data.count(user_id.encode())
-    if hits:
-        fresh = path.with_name(f".{path.name}.redacted")
-        fresh.write_bytes(data.replace(user_id.encode(), alias.encode()))
-        os.replace(fresh, path)
-    return hits
-
-
 def _redact_in_place(path: Path, user_id: str, alias: str) -> int:
-    """A file some process appends to, with the id replaced in the same inode: a swapped-in
-    copy would leave the writer appending to the unlinked original."""
+    """A file some process may append to (a service's log, a running run's compute log), with
+    the id replaced in the same inode: a swapped-in copy would leave the writer appending to
+    the unlinked original."""
     try:
         with path.open("r+b") as stream:
             data = stream.read()
@@ -124,7 +114,7 @@ def redact_dagster(root: Path, user_id: str, alias: str) -> int:
     plain = (
         [p for p in root.rglob("*") if p.is_file() and p not in databases] if root.is_dir() else []
     )
-    return changed + sum(_redact_file(p, user_id, alias) for p in plain)
+    return changed + sum(_redact_in_place(p, user_id, alias) for p in plain)
 
 
 def _sidecars(path: Path) -> list[Path]:

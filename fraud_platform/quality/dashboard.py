@@ -21,6 +21,7 @@ from fraud_platform.lake import (
     LABELS,
     PREDICTIONS,
     RAW_TRANSACTIONS,
+    row_count,
 )
 from fraud_platform.plots import data_uri, figure
 from fraud_platform.quality import drift, loaders
@@ -63,9 +64,9 @@ def build(lake: Any, day: str, alerter: Alerter | None = None) -> Dashboard:
 def _volume(lake: Any, board: Dashboard) -> None:
     """Valid and dead-lettered messages per day over the last 7 days; the day's DLQ rate."""
     days = [*loaders.previous_days(board.day, TREND_DAYS - 1), board.day]
-    valid = [loaders.row_count(lake, RAW_TRANSACTIONS.path, d) for d in days]
+    valid = [row_count(lake, RAW_TRANSACTIONS.path, [d]) for d in days]
     dead = {
-        t.name: [loaders.row_count(lake, f"{DEAD_LETTERS_PATH}/{t.name}", d) for d in days]
+        t.name: [row_count(lake, f"{DEAD_LETTERS_PATH}/{t.name}", [d]) for d in days]
         for t in DLQ_TOPICS
     }
     errors = sum(dead[name][-1] for name in loaders.ERROR_DLQS)

@@ -22,6 +22,7 @@ from fraud_platform.lake import (
     USERS,
     dataset,
     existing_dates,
+    row_count,
 )
 from fraud_platform.quality import drift
 from fraud_platform.quality.checks import Loaded
@@ -48,19 +49,13 @@ def previous_days(day: str, count: int) -> list[str]:
     return [(first - timedelta(days=n)).isoformat() for n in range(count, 0, -1)]
 
 
-def row_count(lake: Any, path: str, day: str) -> int:
-    if not existing_dates(lake, path, [day]):
-        return 0
-    return dataset(lake, f"{path}/date={day}").count_rows()
-
-
 def raw_transactions(resources: dict[str, Any], day: str) -> Loaded:
     """The day's raw transactions and its dead-letter count (errors only)."""
     lake = resources["lake"]
     frame = read_days(lake, RAW_TRANSACTIONS.path, [day])
     if frame is None:
         frame = RAW_TRANSACTIONS.schema.empty_table().to_pandas()
-    dead = sum(row_count(lake, f"{DEAD_LETTERS_PATH}/{t}", day) for t in ERROR_DLQS)
+    dead = sum(row_count(lake, f"{DEAD_LETTERS_PATH}/{t}", [day]) for t in ERROR_DLQS)
     return Loaded(frame, {"dead_letters": dead})
 
 
@@ -93,7 +88,7 @@ def feature_drift(resources: dict[str, Any], day: str) -> Loaded:
     frame = read_days(lake, TRANSACTION_FEATURES_PATH, [day], MODEL_FEATURES)
     before = read_days(lake, TRANSACTION_FEATURES_PATH, previous_days(day, DRIFT_DAYS),
                        MODEL_FEATURES)  # fmt: skip
-    yesterday = row_count(lake, TRANSACTION_FEATURES_PATH, previous_days(day, 1)[0])
+    yesterday = row_count(lake, TRANSACTION_FEATURES_PATH, previous_days(day, 1))
     frame = pd.DataFrame(columns=MODEL_FEATURES) if frame is None else frame
     return Loaded(frame, drift_parameters(before, yesterday))
 

@@ -51,12 +51,19 @@ class BackfillState:
     failed: int
 
     @property
+    def complete(self) -> bool:
+        """Every targeted asset partition materialized: the daemon marks the backfill
+        completed on its next tick, up to 30 s later, with nothing left to do."""
+        return self.targeted > 0 and self.materialized == self.targeted and self.failed == 0
+
+    @property
     def finished(self) -> bool:
-        return self.status not in ("REQUESTED", "CANCELING", "FAILING")
+        return self.complete or self.status not in ("REQUESTED", "CANCELING", "FAILING")
 
     @property
     def succeeded(self) -> bool:
-        return self.status in ("COMPLETED", "COMPLETED_SUCCESS") and self.failed == 0
+        completed = self.status in ("COMPLETED", "COMPLETED_SUCCESS") and self.failed == 0
+        return completed or self.complete
 
 
 class DagsterApi:

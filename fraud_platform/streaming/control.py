@@ -223,10 +223,9 @@ def deploy(
     settings: Settings, job: StreamingJob, deployment: Deployment = DEFAULT_DEPLOYMENT
 ) -> str:
     """Submit a job unless an instance is already running; return the running job's id."""
-    flink = FlinkJobs(settings)
-    running = flink.find(deployment.instance_name(job))
+    running = running_id(settings, job, deployment)
     if running:
-        return running[0]["jid"]
+        return running
     spec = job_spec(settings, job, deployment)
     spec_path = settings.home / "flink" / "jobs" / f"{deployment.topic_prefix}{job.name}.spec.json"
     spec_path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,9 +236,17 @@ def deploy(
         f"deployment of the {job.name} job",
         timeout=300,
     )
-    flink.wait_running(job_id)
+    FlinkJobs(settings).wait_running(job_id)
     _note(settings, job, deployment, job_id=job_id)
     return job_id
+
+
+def running_id(
+    settings: Settings, job: StreamingJob, deployment: Deployment = DEFAULT_DEPLOYMENT
+) -> str | None:
+    """The id of the job's running instance, if one runs."""
+    running = FlinkJobs(settings).find(deployment.instance_name(job))
+    return running[0]["jid"] if running else None
 
 
 def stop(settings: Settings, job: StreamingJob, deployment: Deployment = DEFAULT_DEPLOYMENT) -> str:

@@ -45,6 +45,10 @@ def test_a_backfill_succeeds_only_when_it_completed_without_a_failed_partition()
     assert BackfillState("COMPLETED_SUCCESS", 10, 10, 0).succeeded
     assert not BackfillState("COMPLETED_FAILED", 10, 7, 3).succeeded
     assert BackfillState("COMPLETED_FAILED", 10, 7, 3).finished
+    # every partition materialized: done, before the daemon's next tick marks it so
+    assert BackfillState("REQUESTED", 10, 10, 0).finished
+    assert BackfillState("REQUESTED", 10, 10, 0).succeeded
+    assert not BackfillState("REQUESTED", 0, 0, 0).finished
 
 
 def test_reports_under_analytics_get_a_browser_link_on_a_local_lake_only():
