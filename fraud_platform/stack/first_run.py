@@ -129,7 +129,12 @@ class FirstRun:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history")
         self._history = pool.submit(self.history, self._note_history)
         pool.shutdown(wait=False)
-        return "writing in the background"
+        return "kept" if self._recorded() else "writing in the background"
+
+    def _recorded(self) -> DemoWorld | None:
+        """The world of an earlier run, once its history is written."""
+        recorded = DemoWorld.load(self.settings)
+        return recorded if recorded is not None and recorded.history_end else None
 
     def _note_history(self, progress: str) -> None:
         self._history_progress = progress
@@ -147,12 +152,12 @@ class FirstRun:
         from fraud_platform.simulation.history import write_history
         from fraud_platform.simulation.reference import build_world
 
-        recorded = DemoWorld.load(self.settings)
-        if recorded is not None and recorded.history_end:
+        recorded = self._recorded()
+        if recorded is not None:
             self.world = replace(recorded, rate=self.world.rate)
             self.world.save(self.settings)
             return f"kept: {recorded.days} days up to {recorded.history_end}"
-        world = self.world
+        world, began = self.world, time.monotonic()
         end = datetime.now(UTC).date()
         written = [0]
 
@@ -165,7 +170,8 @@ class FirstRun:
         payments, labels = write_history(lake, built, world.days, world.volume, end, advance)
         self.world = replace(world, history_end=(end - timedelta(days=1)).isoformat())
         self.world.save(self.settings)
-        return f"{payments:,} payments, {labels:,} labels over {world.days} days"
+        seconds = time.monotonic() - began
+        return f"{payments:,} payments, {labels:,} labels over {world.days} days in {seconds:.0f}s"
 
     def _days(self) -> dict[str, int]:
         """How many days, up to the history's last, each asset is backfilled over."""

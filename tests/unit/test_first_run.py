@@ -60,3 +60,13 @@ def test_reports_under_analytics_get_a_browser_link_on_a_local_lake_only():
     )
     assert local.link("models/current") == {}
     assert LakeResource(root="s3://bucket/lake", docs_url="http://x").link("analytics/a") == {}
+
+
+def test_a_recorded_history_is_kept_with_its_world_and_only_the_new_rate(tmp_path):
+    settings = Settings(home=tmp_path)
+    DemoWorld(days=40, volume=300, rate=5.0, history_end="2026-11-30").save(settings)
+    run = FirstRun(settings, DemoWorld(days=90, rate=50.0))
+    assert run.start_history(lambda _: None) == "kept"
+    assert run.history_written(lambda _: None) == "kept: 40 days up to 2026-11-30"
+    assert (run.world.days, run.world.volume, run.world.rate) == (40, 300, 50.0)
+    assert DemoWorld.load(settings).rate == 50.0
