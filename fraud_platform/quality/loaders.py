@@ -130,14 +130,21 @@ def training_parameters(frame: pd.DataFrame) -> dict[str, Any]:
     between them). The closest periods, because a training window can begin while the
     longest feature windows still fill up (its first days' 30- and 90-day counts are low by
     construction), and seasons move; a break between the periods is what the check is for.
-    A calendar feature is left out: two different weeks' days are not a drift."""
+    A calendar feature is left out: two different weeks' days are not a drift. The references
+    come from the test period's own cards: its days leave out the cards already known to be
+    compromised, whose bursts of spend, merchants and declines would otherwise read as a
+    drift of the whole population where many cards are compromised. For the same reason the
+    card's own known frauds are not compared: the test period is selected on them."""
+    from fraud_platform.features.catalog import CATALOG
     from fraud_platform.models.training import MODEL_FEATURES
 
     train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
     if not test.empty:
         span = test["ts_ms"].max() - test["ts_ms"].min()
         train = train[train["ts_ms"] >= train["ts_ms"].max() - span]
-    compared = [f for f in MODEL_FEATURES if f not in CALENDAR_FEATURES]
+        train = train[train["user_id"].isin(test["user_id"])]
+    selected_on = {f.name for f in CATALOG if f.entity == "user" and f.kind == "label"}
+    compared = [f for f in MODEL_FEATURES if f not in CALENDAR_FEATURES | selected_on]
     references = _references(train, compared)
     return {"train_references": references, "numeric_features": MODEL_FEATURES}
 

@@ -47,6 +47,7 @@ def training_batch(n: int = 400, seed: int = 1) -> pd.DataFrame:
     for name in ("merchant_category", "merchant_risk_tier"):
         frame[name] = "grocery"
     frame["transaction_id"] = [f"t{i}" for i in range(n)]
+    frame["user_id"] = [f"u{i % 20}" for i in range(n)]
     frame["ts_ms"] = 1_740_000_000_000 + np.arange(n) * 60_000
     frame["label"] = (np.arange(n) % 50 == 0).astype(int)
     frame["split"] = np.where(np.arange(n) < n * 0.8, "train", "test")
@@ -161,6 +162,25 @@ def test_train_and_test_must_look_alike():
     outcome = check_training(frame)
     failure = next(f for f in outcome.failures if f.expectation.startswith("expect_columns_psi"))
     assert failure.sample == ["user_total_spend_24h"]
+
+
+def test_the_test_period_is_compared_with_its_own_cards_before_it():
+    """Its days leave out the cards known to be compromised: their bursts in the training
+    period, and the known frauds the test period is selected on, are no drift."""
+    frame = training_batch(6000, seed=3)
+    rows = np.arange(len(frame))
+    train = (frame["split"] == "train").to_numpy()
+    compromised = train & (rows % 2 == 0)
+    frame["user_id"] = np.where(compromised, "c", "u") + (rows % 10).astype(str)
+    frame.loc[compromised, "user_total_spend_30d"] += 100  # the compromised cards' bursts
+    frame["user_fraud_count_30d"] = np.where(compromised, 3, 0)
+    frame.loc[~train, "user_fraud_count_30d"] = rows[~train] % 2  # frauds from before
+    assert check_training(frame).success
+    assert "user_fraud_count_30d" not in training_parameters(frame)["train_references"]
+    frame.loc[~train, "user_total_spend_30d"] += 100  # the clean cards change their ways
+    outcome = check_training(frame)
+    failure = next(f for f in outcome.failures if f.expectation.startswith("expect_columns_psi"))
+    assert failure.sample == ["user_total_spend_30d"]
 
 
 def test_suites_name_only_columns_that_exist():
