@@ -155,6 +155,8 @@ def run(demo: bool, **given: float | None) -> None:
             console.print(f"[green]\u2713[/] {title:<22} {seconds:6.1f}s  {detail}")
         outcome = first_run.summarize()
     except StackError as error:
+        with console.status("stopping") as status:
+            first_run.settle(lambda msg: status.update(f"stopping: {msg}"))
         _fail(error)
     _print_first_run(outcome, time.monotonic() - began)
 

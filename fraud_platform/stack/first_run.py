@@ -139,6 +139,18 @@ class FirstRun:
     def _note_history(self, progress: str) -> None:
         self._history_progress = progress
 
+    def settle(self, report: Report) -> None:
+        """Waits for the work left in the background (the history, the deploys) after a step
+        failed, saying what it waits for: it ends first, so nothing is left half done."""
+        pending = {"the history": getattr(self, "_history", None)}
+        pending |= {
+            f"the {name} deployment": f for name, f in getattr(self, "_deploys", {}).items()
+        }
+        for what, future in pending.items():
+            while future is not None and not future.done():
+                report(f"waiting for {what} to end")
+                wait([future], timeout=1)
+
     def history_written(self, report: Report) -> str:
         while not self._history.done():
             report(self._history_progress)

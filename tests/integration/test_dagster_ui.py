@@ -31,7 +31,10 @@ WAIT_S = 240
 
 @pytest.fixture(scope="module")
 def first_run(stack, settings):
-    """`make run`'s steps with its defaults; the traffic is stopped afterwards."""
+    """`make run`'s steps with its defaults; the on-demand services it started (traffic,
+    docs) are stopped afterwards, like the rest of the session's."""
+    on_demand = [s.name for s in stack.services.values() if s.on_demand]
+    running = [name for name in on_demand if stack.services[name].process.is_running()]
     run = FirstRun(settings, DemoWorld())
     times = {}
     for title, step in run.steps():
@@ -40,7 +43,7 @@ def first_run(stack, settings):
         times[title] = round(time.monotonic() - began, 1)
     print(f"first run steps (s): {times}")
     yield run.summarize()
-    stack.down(["traffic"])
+    stack.down([name for name in on_demand if name not in running])
 
 
 @pytest.fixture(scope="module")

@@ -70,3 +70,22 @@ def test_a_recorded_history_is_kept_with_its_world_and_only_the_new_rate(tmp_pat
     assert run.history_written(lambda _: None) == "kept: 40 days up to 2026-11-30"
     assert (run.world.days, run.world.volume, run.world.rate) == (40, 300, 50.0)
     assert DemoWorld.load(settings).rate == 50.0
+
+
+def test_after_a_failed_step_the_background_work_is_waited_for_and_named(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Event
+
+    run = FirstRun(Settings(home=tmp_path), DemoWorld())
+    release = Event()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        run._history = pool.submit(release.wait, 10)
+        said = []
+
+        def report(message: str) -> None:
+            said.append(message)
+            release.set()  # the history ends once the user has been told what is awaited
+
+        run.settle(report)
+        assert run._history.done()
+    assert said[0] == "waiting for the history to end"
