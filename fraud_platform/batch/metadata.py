@@ -10,6 +10,7 @@ import dagster as dg
 from pyarrow.fs import FileSelector, FileType
 
 from fraud_platform.governance.exposure import shown
+from fraud_platform.lake import dataset, existing_dates
 
 
 def lake_size(lake, path: str, dates: list[str]) -> tuple[int, int]:
@@ -28,8 +29,6 @@ def lake_size(lake, path: str, dates: list[str]) -> tuple[int, int]:
 def lake_head(lake, path: str, dates: list[str], columns: list[str] | None = None) -> list[dict]:
     """The first rows of the first of `dates` the lake holds under `path`, read from its
     files: a preview of what was written costs no Spark job."""
-    from fraud_platform.lake import dataset, existing_dates
-
     present = existing_dates(lake, path, dates)
     if not present:
         return []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -75,6 +75,10 @@ class FirstRun:
         self.world = world  # None: no demo data, the services only
         self.api = DagsterApi(self.stack.services["dagster"].url)
         self.outcome = Outcome(dagster_url=self.api.url)
+        # the work left running in the background: the history, each Flink job's deployment
+        self._history: Future[str] | None = None
+        self._history_progress = "starting"
+        self._deploys: dict[str, Future[str]] = {}
 
     def steps(self) -> list[tuple[str, Callable[[Report], str]]]:
         """The history is written while the services start (it needs none of them), and the
@@ -125,7 +129,6 @@ class FirstRun:
         return ", ".join(f"{name} {future.result()}" for name, future in self._deploys.items())
 
     def start_history(self, report: Report) -> str:
-        self._history_progress = "starting"
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history")
         self._history = pool.submit(self.history, self._note_history)
         pool.shutdown(wait=False)
@@ -142,10 +145,8 @@ class FirstRun:
     def settle(self, report: Report) -> None:
         """Waits for the work left in the background (the history, the deploys) after a step
         failed, saying what it waits for: it ends first, so nothing is left half done."""
-        pending = {"the history": getattr(self, "_history", None)}
-        pending |= {
-            f"the {name} deployment": f for name, f in getattr(self, "_deploys", {}).items()
-        }
+        pending = {"the history": self._history}
+        pending |= {f"the {name} deployment": f for name, f in self._deploys.items()}
         for what, future in pending.items():
             while future is not None and not future.done():
                 report(f"waiting for {what} to end")
