@@ -117,7 +117,7 @@ def down(services: tuple[str, ...]) -> None:
     try:
         the_stack = _stack()
         with console.status("stopping") as status:
-            the_stack.down(services, progress=lambda msg: status.update(msg))
+            the_stack.down(services or None, progress=lambda msg: status.update(msg))
     except StackError as error:
         _fail(error)
     console.print("[green]stack down[/]")

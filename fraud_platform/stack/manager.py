@@ -140,8 +140,14 @@ class Stack:
             f"see {service.process.log_file}, then `fraud-platform stack down` and retry"
         )
 
-    def down(self, names: Iterable[str] = (), progress: Progress = lambda _: None) -> None:
-        selected = self.select(names)
+    def down(self, names: Iterable[str] | None = None, progress: Progress = lambda _: None) -> None:
+        """Stop `names`, or every service (the on-demand ones too) for None. An empty list
+        stops none: a caller stopping what it started, having started nothing, stops nothing."""
+        if names is not None:
+            names = list(names)
+            if not names:
+                return
+        selected = self.select(names or ())
         for service in reversed(selected):
             if service.process.pid() is not None:
                 progress(f"{service.name}: stopping")

@@ -87,3 +87,17 @@ def test_down_leaves_nothing_and_a_second_up_reuses_kafka_storage_and_redis_data
     finally:
         private.down()
     assert private.leftover_pids() == []
+
+
+def test_stopping_an_empty_list_of_services_stops_none(tmp_path, free_ports):
+    """A caller stops what it started; having started nothing, it must not stop everything."""
+    private = Stack(Settings(home=tmp_path / "home", ports=Ports(redis=free_ports())))
+    try:
+        private.up(["redis"])
+        private.down([])
+        assert private.services["redis"].process.is_running()
+        private.down(["redis"])
+        assert not private.services["redis"].process.is_running()
+    finally:
+        private.down()
+    assert private.leftover_pids() == []
