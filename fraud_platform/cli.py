@@ -147,11 +147,7 @@ def run(demo: bool, **given: float | None) -> None:
     first_run = FirstRun(Settings.from_env(), world)
     began = time.monotonic()
     try:
-        for title, step in first_run.steps():
-            started = time.monotonic()
-            with console.status(title) as status:
-                detail = step(lambda msg, title=title: status.update(f"{title}: {msg}"))
-            seconds = time.monotonic() - started
+        for title, _, seconds, detail in first_run.run(console.status):
             console.print(f"[green]\u2713[/] {title:<22} {seconds:6.1f}s  {detail}")
         outcome = first_run.summarize()
     except StackError as error:

@@ -37,11 +37,7 @@ console = Console()
 def timed_steps(run: FirstRun, began: float) -> list[dict]:
     """Each step's title, start (seconds from `began`), seconds and detail."""
     steps = []
-    for title, step in run.steps():
-        started = time.time()
-        with console.status(title) as status:
-            detail = step(lambda msg, title=title: status.update(f"{title}: {msg}"))
-        seconds = time.time() - started
+    for title, started, seconds, detail in run.run(console.status):
         console.print(f"  {title:<26} {seconds:6.1f}s  {detail}")
         steps.append(
             {"step": title, "start": started - began, "seconds": seconds, "detail": detail}

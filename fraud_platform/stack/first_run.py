@@ -10,10 +10,11 @@ starts only what is missing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from fraud_platform.config import Settings
 from fraud_platform.models.protocol import TrainingWindow
@@ -97,6 +98,16 @@ class FirstRun:
         if self.world is not None:
             steps += [("live traffic", self.traffic), ("predictions", self.predictions)]
         return steps
+
+    def run(self, status: Callable[[str], Any]) -> Iterator[tuple[str, float, float, str]]:
+        """Runs the steps in turn, each inside `status(title)` (a context giving an object
+        whose `update` shows its progress, e.g. rich's `Console.status`); yields each step's
+        title, start (epoch seconds), seconds and detail as it ends."""
+        for title, step in self.steps():
+            started = time.time()
+            with status(title) as shown:
+                detail = step(lambda msg, title=title, shown=shown: shown.update(f"{title}: {msg}"))
+            yield title, started, time.time() - started, detail
 
     def services(self, report: Report) -> str:
         results = self.stack.up(names=(), progress=report)

@@ -89,3 +89,24 @@ def test_after_a_failed_step_the_background_work_is_waited_for_and_named(tmp_pat
         run.settle(report)
         assert run._history.done()
     assert said[0] == "waiting for the history to end"
+
+
+def test_each_step_runs_inside_its_status_and_its_time_and_detail_come_back(tmp_path):
+    from contextlib import contextmanager
+
+    shown = []
+
+    class Shown:
+        def update(self, message: str) -> None:
+            shown.append(message)
+
+    @contextmanager
+    def status(title: str):
+        shown.append(f"[{title}]")
+        yield Shown()
+
+    run = FirstRun(Settings(home=tmp_path), None)
+    run.steps = lambda: [("one", lambda report: report("half way") or "done")]
+    ((title, started, seconds, detail),) = list(run.run(status))
+    assert (title, detail) == ("one", "done") and started > 0 and seconds >= 0
+    assert shown == ["[one]", "one: half way"]
